@@ -1,0 +1,160 @@
+"""`python -m app` / `slipway`: serve (the default), plus operator commands.
+
+python -m app                      # serve on 127.0.0.1:8000 with the packaged model
+python -m app --host 0.0.0.0 --port 8080 --config models.yaml
+python -m app models               # what the models file serves
+python -m app db upgrade           # apply migrations
+python -m app keys create --name tester
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.core.config import Settings
+from app.core.models_file import ModelsFileError, load_models_file
+
+cli = typer.Typer(
+    name="slipway",
+    help="Slipway: an OpenAI-compatible chat service. With no command, serves.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 8000).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Models file (YAML). Default: $SLIPWAY_CONFIG or the packaged model.")
+]
+
+
+def load_settings(config: Path | None = None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if config is not None:
+        values["config"] = config
+    return Settings(**values)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def check_bind(settings: Settings, auth_on: bool) -> None:
+    """A public bind without auth is an open model for anyone: refuse unless asked for on purpose."""
+    if not settings.is_loopback_bind and not auth_on and not settings.allow_no_auth:
+        fail(
+            f"refusing to listen on {settings.host} without API keys: anyone who can reach it could use "
+            "the models. Create a key (`python -m app keys create --name NAME`), set SLIPWAY_API_KEYS, "
+            "or set SLIPWAY_ALLOW_NO_AUTH=true if this is really what you want."
+        )
+
+
+@cli.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    config: ConfigOpt = None,
+    tunnel: Annotated[bool, typer.Option("--tunnel", help="Also open an ngrok tunnel for testers.")] = False,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"config": config}
+        return
+    serve(host=host, port=port, config=config, tunnel=tunnel)
+
+
+@cli.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    config: ConfigOpt = None,
+    tunnel: Annotated[bool, typer.Option("--tunnel", help="Also open an ngrok tunnel for testers.")] = False,
+) -> None:
+    """Serve the API (the default command)."""
+    import uvicorn
+
+    from app.core.logging import configure_logging
+
+    settings = load_settings(config, host=host, port=port)
+    try:
+        models_file = load_models_file(settings.config)
+    except ModelsFileError as exc:
+        fail(str(exc))
+        return
+    configure_logging(settings.log_level, settings.log_json)
+    from app.main import create_app
+    from app.services.auth_state import auth_enabled_at_start
+
+    auth_on = auth_enabled_at_start(settings)
+    check_bind(settings, auth_on)
+    app = create_app(settings, models_file)
+    if tunnel:
+        from app.tunnel import attach_tunnel
+
+        attach_tunnel(app, settings, auth_on)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        proxy_headers=True,
+    )
+
+
+@cli.command("models")
+def list_models(
+    config: ConfigOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """List the models the models file serves."""
+    settings = load_settings(config)
+    try:
+        models_file = load_models_file(settings.config)
+    except ModelsFileError as exc:
+        fail(str(exc))
+        return
+    if json_out:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(models_file.model_dump(mode="json")).decode() + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("name", "provider", "model", "fallbacks")
+    for spec in models_file.models:
+        table.add_row(
+            spec.name + (" (default)" if spec.name == models_file.default_model else ""),
+            spec.provider,
+            spec.upstream_model,
+            ", ".join(spec.fallbacks),
+        )
+    Console().print(table)
+
+
+def _join_subcommands() -> None:
+    from app.core.plugins import optional_import
+
+    for module_name in ("app.storage.cli", "app.auth.cli"):
+        module = optional_import(module_name)
+        if module is not None:
+            cli.add_typer(module.cli)
+
+
+_join_subcommands()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

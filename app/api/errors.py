@@ -1,0 +1,99 @@
+"""Every error, in every API, as OpenAI's error object with the right status.
+
+FastAPI's defaults (422 `{"detail": ...}`) break OpenAI client SDKs; these handlers replace them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.responses import JSONResponse
+from app.core.errors import APIError, InvalidRequest, PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+_HTTP_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("not_found_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, object]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def api_error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers)
+
+
+def validation_error(exc: RequestValidationError) -> InvalidRequest:
+    """The first problem, with `param` naming the field as OpenAI does (`messages.0.role`)."""
+    errors = exc.errors()
+    if not errors:
+        return InvalidRequest("invalid request")
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return InvalidRequest(
+            f"We could not parse the JSON body of your request ({first.get('ctx', {}).get('error', 'invalid JSON')}). "
+            "Send valid JSON with Content-Type: application/json.",
+            code="invalid_json",
+        )
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    # Drop pydantic's union branch tags (e.g. `str`, `list[TextPart]`) from the location.
+    loc = [p for p in loc if not (p[:1].islower() and ("[" in p or p in {"str", "int", "float", "bool"}))]
+    param = ".".join(loc) or None
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "missing":
+        message = f"'{param}' is a required property"
+    elif param:
+        message = f"Invalid value for '{param}': {message}"
+    if first.get("type") == "model_attributes_type" and not loc:
+        message = "The request body must be a JSON object"
+    return InvalidRequest(
+        message, param=param, code="invalid_value" if first.get("type") != "missing" else "missing_required_parameter"
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return api_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return api_error_response(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        from app.api.middleware import BodyTooLarge
+
+        if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps body-read errors in a 400
+            return api_error_response(PayloadTooLarge("Request body too large."))
+        type_, code = _HTTP_TYPES.get(exc.status_code, ("server_error", None))
+        message = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "Unknown route. See /docs for the API."
+        if exc.status_code == 405:
+            message = "Method not allowed for this route. See /docs for the API."
+        return JSONResponse(
+            error_body(message, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            error_body(
+                "The server had an error while processing your request.", "server_error", None, "internal_error"
+            ),
+            status_code=500,
+        )

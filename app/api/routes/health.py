@@ -1,0 +1,39 @@
+"""Probes. /healthz: the process answers. /readyz: local models loaded and dependencies reachable;
+remote providers are reported but never fail readiness (one dead upstream must not take a replica
+out of rotation)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.api.deps import RegistryDep
+from app.api.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request, registry: RegistryDep) -> JSONResponse:
+    checks: dict[str, object] = {}
+    ready = True
+    models = {}
+    for handle in registry.handles.values():
+        models[handle.name] = handle.status()
+        if handle.provider.in_process and handle.state != "ready":
+            ready = False
+    checks["models"] = models
+    for name, probe in getattr(request.app.state, "readiness_probes", {}).items():
+        ok, detail = await probe()
+        checks[name] = {"ok": ok, **({"detail": detail} if detail else {})}
+        ready = ready and ok
+    if getattr(request.app.state, "shutting_down", False):
+        ready = False
+        checks["shutdown"] = "draining"
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )

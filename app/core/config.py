@@ -1,0 +1,120 @@
+"""The one settings object. No other module reads the environment.
+
+Why one object: every knob is typed, documented here, and overridable by `SLIPWAY_*` variables or a
+`.env` file, so a deployment is described by its environment alone (12-factor), and tests build a
+`Settings(...)` directly instead of patching globals.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings; every field maps to `SLIPWAY_<FIELD>` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="SLIPWAY_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    config: Path | None = Field(default=None, description="Models file (YAML); none = the packaged model alone.")
+    log_level: str = "info"
+    log_json: bool = True
+    root_path: str = ""
+
+    # Requests
+    max_body_bytes: int = 1024 * 1024
+    sse_ping_seconds: float = 15.0
+    default_queue_depth: int = 16
+    default_timeout_s: float = 300.0
+    default_first_token_timeout_s: float = 120.0
+    shutdown_grace_s: float = 20.0
+
+    # Storage
+    database_url: str = "sqlite+aiosqlite:///./slipway.db"
+    db_timeout_s: float = 5.0
+    migrate_on_start: bool = True
+    retention_max_age_days: float | None = None
+    retention_max_sessions: int | None = None
+    retention_interval_s: float = 3600.0
+
+    # Auth and limits
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allow_no_auth: bool = False
+    auth_metrics: bool = True
+    redis_url: str | None = None
+    default_rpm: int | None = None
+    default_tpm: int | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Observability
+    otlp_endpoint: str | None = None
+
+    # Tunnel
+    ngrok_authtoken: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLIPWAY_NGROK_AUTHTOKEN", "NGROK_AUTHTOKEN")
+    )
+    ngrok_path: Path | None = None
+    ngrok_region: str | None = None
+
+    # Remote providers: their conventional variables, read here so no other module touches os.environ.
+    ollama_host: str | None = Field(default=None, validation_alias=AliasChoices("SLIPWAY_OLLAMA_HOST", "OLLAMA_HOST"))
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        """Accept `a,b,c` from the environment as well as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_loopback_bind(self) -> bool:
+        return is_loopback(self.host)
+
+    def env_secret(self, name: str) -> str | None:
+        """Read a provider key named in the models file (`api_key_env`).
+
+        The models file names variables rather than holding keys, so keys stay out of files; this is the
+        single door through which such a variable is read.
+        """
+        value = os.environ.get(name)
+        if value is None:
+            value = _dotenv_values().get(name)
+        return value or None
+
+
+def is_loopback(host: str) -> bool:
+    if host in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=1)
+def _dotenv_values() -> dict[str, str]:
+    path = Path(".env")
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+AuthMode = Literal["off", "static", "database"]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,92 @@
+"""Structured JSON logs with every secret scrubbed, from our code and from libraries alike.
+
+Why scrub at the formatter: a key can reach a log line through a library (Gemini puts `?key=` in
+URLs, httpx logs URLs at DEBUG), so every record, ours or not, passes through `scrub()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+
+import structlog
+
+_SECRETS: set[str] = set()
+_PATTERNS = [
+    (re.compile(r"([?&](?:key|api_key|apikey|token|access_token)=)[^&\s\"']+", re.I), r"\1***"),
+    (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\1***"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-***"),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), "AIza***"),
+    (re.compile(r"((?:x-goog-api-key|authorization|api-key)['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+", re.I), r"\1***"),
+]
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Values that must never appear in a log line (keys, tokens), whatever their shape."""
+    for value in values:
+        if value and len(value) >= 6:
+            _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _scrub_event(_: object, __: str, event: dict) -> dict:
+    for key, value in list(event.items()):
+        if isinstance(value, str):
+            event[key] = scrub(value)
+        elif isinstance(value, (dict, list, tuple)) or value.__class__.__module__ != "builtins":
+            event[key] = scrub(repr(value)) if not isinstance(value, (int, float, bool)) else value
+    return event
+
+
+class _ScrubbingRenderer:
+    def __init__(self, inner: structlog.types.Processor) -> None:
+        self.inner = inner
+
+    def __call__(self, logger: object, name: str, event: dict) -> str:
+        return scrub(str(self.inner(logger, name, event)))
+
+
+def configure_logging(level: str = "info", json: bool = True) -> None:
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _scrub_event,
+            _ScrubbingRenderer(renderer),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

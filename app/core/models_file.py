@@ -1,0 +1,162 @@
+"""The models file: which models clients may ask for, and how each is served.
+
+A bad file must stop start-up with a message naming the file, the entry and the problem, never a
+traceback: `load_models_file` raises `ModelsFileError` with exactly that text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ProviderName = Literal["local", "ollama", "gemini", "openai"]
+
+DEFAULT_MODELS: dict[str, str] = {
+    "ollama": "llama3.1:8b",
+    "gemini": "gemini-1.5-flash",
+}
+
+
+class GenerationParams(BaseModel):
+    """Defaults a model entry applies when the request leaves them out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    stop: list[str] | None = None
+
+
+class ModelSpec(BaseModel):
+    """One entry of the models file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="What a client sends as `model`.")
+    provider: ProviderName = "local"
+    model: str | None = Field(default=None, description="The provider's own model id.")
+    path: Path | None = Field(default=None, description="local only: a GGUF file; null = the packaged model.")
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="Name of the variable holding the key.")
+    system_prompt: str | None = None
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    fallbacks: list[str] = Field(default_factory=list)
+    retries: int = Field(default=0, ge=0, le=10)
+    timeout_s: float | None = Field(default=None, gt=0, description="Total time for one request.")
+    first_token_timeout_s: float | None = Field(default=None, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    queue_depth: int | None = Field(default=None, ge=0, description="Requests that may wait for a slot.")
+    concurrency: int | None = Field(default=None, ge=1, description="Generations at once (local: 1).")
+    context_window: int | None = Field(default=None, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
+    max_tokens_cap: int | None = Field(default=None, ge=1)
+    max_messages: int | None = Field(default=None, ge=1)
+    max_prompt_chars: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_provider_fields(self) -> ModelSpec:
+        if self.path is not None and self.provider != "local":
+            raise ValueError("`path` is only for provider local")
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("provider openai needs `base_url` (e.g. http://vllm:8000/v1)")
+        if self.name in self.fallbacks:
+            raise ValueError("a model cannot be its own fallback")
+        return self
+
+    @property
+    def upstream_model(self) -> str:
+        """The id sent to the provider."""
+        return self.model or DEFAULT_MODELS.get(self.provider, self.name)
+
+
+class ModelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_model: str | None = None
+    models: list[ModelSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> ModelsFile:
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate model names: {', '.join(duplicates)}")
+        known = set(names)
+        for spec in self.models:
+            unknown = [f for f in spec.fallbacks if f not in known]
+            if unknown:
+                raise ValueError(f"model {spec.name!r} lists unknown fallbacks: {', '.join(unknown)}")
+        if self.default_model is None:
+            self.default_model = self.models[0].name
+        elif self.default_model not in known:
+            raise ValueError(f"default_model {self.default_model!r} is not one of the listed models")
+        return self
+
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer in one or two short sentences."
+
+
+def default_models_file() -> ModelsFile:
+    """With no file, the packaged local model is served alone."""
+    return ModelsFile(
+        default_model="smollm2",
+        models=[
+            ModelSpec(
+                name="smollm2",
+                provider="local",
+                system_prompt=DEFAULT_SYSTEM_PROMPT,
+                params=GenerationParams(temperature=0.2, max_tokens=256),
+            )
+        ],
+    )
+
+
+class ModelsFileError(Exception):
+    """A models file that cannot be served; the message is meant for a human, as is."""
+
+
+def _describe(error: ValidationError, raw: Any) -> str:
+    lines = []
+    for item in error.errors():
+        loc = list(item["loc"])
+        where = "top level"
+        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+            index = loc[1]
+            entry_name = None
+            if isinstance(raw, dict) and isinstance(raw.get("models"), list) and index < len(raw["models"]):
+                entry = raw["models"][index]
+                entry_name = entry.get("name") if isinstance(entry, dict) else None
+            where = f"entry #{index + 1}" + (f" ({entry_name!r})" if entry_name else "")
+            field = ".".join(str(p) for p in loc[2:])
+        else:
+            field = ".".join(str(p) for p in loc)
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {field + ': ' if field else ''}{message}")
+    return "\n".join(lines)
+
+
+def load_models_file(path: Path | None) -> ModelsFile:
+    """Read and validate the models file; `None` gives the packaged default."""
+    if path is None:
+        return default_models_file()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelsFileError(f"models file {path}: not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ModelsFileError(f"models file {path}: invalid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ModelsFileError(f"models file {path}: expected a mapping with `models:`, got {type(raw).__name__}")
+    try:
+        return ModelsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ModelsFileError(f"models file {path} is invalid:\n{_describe(exc, raw)}") from None

@@ -1,0 +1,13 @@
+"""The feature modules that join the app, in order. Each is `install(app: FastAPI) -> None`.
+
+Adding a feature (sessions, chains over HTTP, auth, metrics, the web page) is one line here; the core
+in `app.main` stays unaware of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+INSTALLERS: list[Callable[[FastAPI], None]] = []

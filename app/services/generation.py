@@ -1,0 +1,243 @@
+"""One generation, whatever the provider: queue slot, timeouts, retries and fallbacks.
+
+Every API (OpenAI-compatible, native sessions, WebSocket, chains) streams through `generate()`, so
+backpressure, cancellation, retries and fallbacks behave the same everywhere. Retries and fallbacks
+happen only before the first token: once text has reached a client, a failure ends the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from app.core.errors import APIError, ServiceUnavailable, UpstreamTimeout
+from app.providers.failures import generic_classify, is_retryable
+from app.providers.registry import ModelHandle, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "end_turn": "stop",
+    "max_tokens": "length",
+    "content_filter": "content_filter",
+    "cancelled": "cancelled",
+    # Gemini
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Delta:
+    text: str
+    model: str
+
+
+@dataclass(slots=True)
+class Finished:
+    finish_reason: str
+    usage: Usage
+    model: str
+    queue_wait_s: float = 0.0
+    attempts: int = 1
+    fallback_from: str | None = None
+
+
+@dataclass
+class GenParams:
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def for_spec(self, handle: ModelHandle) -> dict[str, Any]:
+        """Request values over the model entry's defaults, capped by the entry's limits."""
+        defaults = handle.spec.params
+        out: dict[str, Any] = {}
+        for key in ("temperature", "top_p", "max_tokens", "stop", "seed"):
+            value = getattr(self, key)
+            out[key] = value if value is not None else getattr(defaults, key)
+        cap = handle.spec.max_tokens_cap
+        if cap and out["max_tokens"]:
+            out["max_tokens"] = min(out["max_tokens"], cap)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _finish_reason(metadata: dict[str, Any]) -> str | None:
+    raw = metadata.get("finish_reason") or metadata.get("done_reason")
+    if raw is None:
+        return None
+    raw = getattr(raw, "name", raw)
+    return FINISH_REASONS.get(str(raw), FINISH_REASONS.get(str(raw).lower(), "stop"))
+
+
+def _backoff_s(attempt: int) -> float:
+    """Exponential backoff with full jitter (AWS's recipe): 0.25 s, 0.5 s, 1 s... capped at 8 s."""
+    return random.uniform(0, min(8.0, 0.25 * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+
+async def _attempt(
+    handle: ModelHandle, messages: Sequence[BaseMessage], params: dict[str, Any], settings: Any
+) -> AsyncIterator[Delta | Finished]:
+    """Stream one model once: timeouts enforced, the model's stream closed whatever happens."""
+    if handle.chat_model is None or handle.state in ("not_configured",):
+        raise ServiceUnavailable(
+            handle.detail or f"model {handle.name!r} is not configured", code="provider_not_configured"
+        )
+    if handle.state == "loading":
+        raise ServiceUnavailable(f"model {handle.name!r} is still loading; retry shortly", headers={"Retry-After": "5"})
+    spec = handle.spec
+    kwargs = handle.provider.call_kwargs(params) if handle.provider.call_kwargs else params
+    first_timeout = spec.first_token_timeout_s or settings.default_first_token_timeout_s
+    total_timeout = spec.timeout_s or settings.default_timeout_s
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    usage = Usage()
+    finish: str | None = None
+    stream = handle.chat_model.astream(list(messages), **kwargs)
+    got_token = False
+    try:
+        async with asyncio.timeout(min(first_timeout, total_timeout)) as deadline:
+            async for chunk in stream:
+                text = chunk.content if isinstance(chunk.content, str) else chunk.text
+                if chunk.usage_metadata:
+                    usage.prompt_tokens += chunk.usage_metadata.get("input_tokens", 0) or 0
+                    usage.completion_tokens += chunk.usage_metadata.get("output_tokens", 0) or 0
+                reason = _finish_reason(chunk.response_metadata or {})
+                if reason:
+                    finish = reason
+                if text:
+                    if not got_token:
+                        got_token = True
+                        deadline.reschedule(started + total_timeout)
+                    yield Delta(text=text, model=handle.name)
+    except TimeoutError:
+        phase = "the total" if got_token else "the first-token"
+        raise UpstreamTimeout(
+            f"model {handle.name!r} exceeded {phase} timeout "
+            f"({total_timeout if got_token else min(first_timeout, total_timeout):g} s)"
+        ) from None
+    finally:
+        await stream.aclose()
+    yield Finished(finish_reason=finish or "stop", usage=usage, model=handle.name)
+
+
+class StreamStarted(Exception):
+    """A failure after the first token: no retry, no fallback; the stream ends with an error."""
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def generate(
+    registry: ModelRegistry,
+    model: str | None,
+    messages: Sequence[BaseMessage],
+    params: GenParams,
+    *,
+    on_retry: Any = None,
+    on_fallback: Any = None,
+) -> AsyncIterator[Delta | Finished]:
+    """Text deltas then one `Finished`; raises `APIError` before the first token, `StreamStarted` after."""
+    primary = registry.get(model)
+    candidates = [primary, *(registry.get(name) for name in primary.spec.fallbacks)]
+    last_error: APIError | None = None
+    for index, handle in enumerate(candidates):
+        if index and on_fallback:
+            on_fallback(primary.name, handle.name)
+        attempts = handle.spec.retries + 1
+        for attempt in range(attempts):
+            emitted = False
+            try:
+                async with handle.slots.hold() as waited:
+                    async for event in _attempt(handle, messages, params.for_spec(handle), registry.settings):
+                        if isinstance(event, Finished):
+                            event.queue_wait_s = waited
+                            event.attempts = attempt + 1
+                            event.fallback_from = primary.name if index else None
+                        emitted = True
+                        yield event
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = _classify(handle, exc, registry)
+                if emitted:
+                    raise StreamStarted(error) from None
+                last_error = error
+                if not is_retryable(error):
+                    break
+                if attempt + 1 < attempts:
+                    if on_retry:
+                        on_retry(handle.name)
+                    delay = _backoff_s(attempt)
+                    log.warning(
+                        "model %s failed (%s); retry %d in %.2fs", handle.name, error.message, attempt + 1, delay
+                    )
+                    await asyncio.sleep(delay)
+        if last_error is not None and not is_retryable(last_error) and not handle.spec.fallbacks:
+            break
+    assert last_error is not None
+    raise last_error
+
+
+def _classify(handle: ModelHandle, exc: BaseException, registry: ModelRegistry) -> APIError:
+    if isinstance(exc, APIError):
+        return exc
+    classify = handle.provider.classify
+    error = classify(exc, handle.spec, registry.settings) if classify else None
+    if error is None:
+        error = generic_classify(exc, handle.spec, handle.spec.base_url)
+    log.warning("model %s: %s", handle.name, error.message)
+    return error
+
+
+async def collect(events: AsyncIterator[Delta | Finished]) -> tuple[str, Finished]:
+    parts: list[str] = []
+    finished: Finished | None = None
+    async for event in events:
+        if isinstance(event, Delta):
+            parts.append(event.text)
+        else:
+            finished = event
+    assert finished is not None
+    return "".join(parts), finished
+
+
+def monotonic() -> float:
+    return time.perf_counter()
