@@ -187,6 +187,9 @@ class ChatLlamaCpp(BaseChatModel):
                 )
             max_tokens = min(max_tokens, room)
             stops = params.pop("stop", []) + template_stops
+            # Evaluate the whole prompt every time: re-using a cached prefix evaluates it in other batch
+            # shapes, which shifts logits enough to change even greedy output. Same seed, same text.
+            llm.reset()
             finish_reason = "length"
             stream = llm.create_completion(
                 prompt=prompt_ids,

@@ -1,0 +1,138 @@
+"""Every error case of the /v1 contract: status and OpenAI's error object, over raw HTTP."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+from tests.servers import SlipwayServer
+
+
+def assert_error(r: httpx.Response, status: int, *, param: str | None = None, code: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert isinstance(err["message"], str) and err["message"]
+    assert "Traceback" not in err["message"]
+    if param is not None:
+        assert err["param"] == param
+    if code is not None:
+        assert err["code"] == code
+    return err
+
+
+URL = "/v1/chat/completions"
+OK_MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def test_malformed_json(server: SlipwayServer) -> None:
+    r = httpx.post(server.url + URL, content=b'{"messages": [', headers={"content-type": "application/json"})
+    err = assert_error(r, 400, code="invalid_json")
+    assert err["type"] == "invalid_request_error"
+
+
+def test_body_not_an_object(server: SlipwayServer) -> None:
+    assert_error(httpx.post(server.url + URL, json=[1, 2]), 400)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"messages": OK_MESSAGES, "temperature": 5}, "temperature"),
+        ({"messages": OK_MESSAGES, "max_tokens": 0}, "max_tokens"),
+        ({"messages": OK_MESSAGES, "top_p": "high"}, "top_p"),
+        ({"messages": OK_MESSAGES, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ],
+)
+def test_schema_violation_names_the_field(server: SlipwayServer, body: dict, param: str) -> None:
+    assert_error(httpx.post(server.url + URL, json=body), 400, param=param)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"n": 2}, "n"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "response_format"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"logprobs": True}, "logprobs"),
+    ],
+)
+def test_unsupported_features_are_refused_not_ignored(server: SlipwayServer, extra: dict, param: str) -> None:
+    r = httpx.post(server.url + URL, json={"messages": OK_MESSAGES, **extra})
+    assert_error(r, 400, param=param, code="unsupported_parameter")
+
+
+def test_unknown_model(server: SlipwayServer) -> None:
+    r = httpx.post(server.url + URL, json={"model": "gpt-9", "messages": OK_MESSAGES})
+    err = assert_error(r, 404, param="model", code="model_not_found")
+    assert "gpt-9" in err["message"]
+    assert_error(httpx.get(server.url + "/v1/models/gpt-9"), 404, code="model_not_found")
+
+
+def test_body_over_limit_declared(server: SlipwayServer) -> None:
+    big = b'{"messages": [{"role": "user", "content": "' + b"x" * (1024 * 1024 + 10) + b'"}]}'
+    r = httpx.post(server.url + URL, content=big, headers={"content-type": "application/json"})
+    assert_error(r, 413, code="request_too_large")
+
+
+def test_body_over_limit_refused_before_it_is_all_sent(server: SlipwayServer) -> None:
+    """A declared 50 MB body is refused from its headers: the server answers before reading it."""
+    host, port = server.host, server.port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {URL} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {50 * 1024 * 1024}\r\n\r\n".encode()
+            + b'{"messages": '
+        )
+        data = sock.recv(65536).decode()
+    assert data.startswith("HTTP/1.1 413")
+    assert '"request_too_large"' in data
+
+
+def test_chunked_body_over_limit(server: SlipwayServer) -> None:
+    def gen():
+        yield b'{"messages": [{"role": "user", "content": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}]}'
+
+    r = httpx.post(server.url + URL, content=gen(), headers={"content-type": "application/json"})
+    assert_error(r, 413, code="request_too_large")
+
+
+def test_unknown_route(server: SlipwayServer) -> None:
+    assert_error(httpx.get(server.url + "/v1/nothing-here"), 404)
+    assert_error(httpx.post(server.url + "/v1/completions-nope", json={}), 404)
+
+
+def test_wrong_method(server: SlipwayServer) -> None:
+    assert_error(httpx.get(server.url + URL), 405)
+    assert_error(httpx.delete(server.url + "/v1/models"), 405)
+
+
+def test_generation_failure_is_a_clear_5xx(server: SlipwayServer) -> None:
+    """A prompt larger than the model's context window fails inside generation: 500, a message, no trace."""
+    long = "word " * 3000
+    r = httpx.post(server.url + URL, json={"messages": [{"role": "user", "content": long}]}, timeout=60)
+    err = assert_error(r, 500)
+    assert "context window" in err["message"]
+
+
+def test_stream_failure_before_first_chunk_is_a_status(server: SlipwayServer) -> None:
+    long = "word " * 3000
+    r = httpx.post(server.url + URL, json={"messages": [{"role": "user", "content": long}], "stream": True}, timeout=60)
+    assert_error(r, 500)
+
+
+def test_server_still_serves_after_errors(server: SlipwayServer) -> None:
+    r = httpx.post(server.url + URL, json={"messages": OK_MESSAGES, "max_tokens": 3}, timeout=60)
+    assert r.status_code == 200
