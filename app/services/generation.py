@@ -147,10 +147,12 @@ async def _attempt(
                     yield Delta(text=text, model=handle.name)
     except TimeoutError:
         phase = "the total" if got_token else "the first-token"
-        raise UpstreamTimeout(
+        timeout_error = UpstreamTimeout(
             f"model {handle.name!r} exceeded {phase} timeout "
             f"({total_timeout if got_token else min(first_timeout, total_timeout):g} s)"
-        ) from None
+        )
+        timeout_error.retryable = True  # type: ignore[attr-defined]  # before the first token: retry, fall back
+        raise timeout_error from None
     finally:
         await stream.aclose()
     yield Finished(finish_reason=finish or "stop", usage=usage, model=handle.name)
@@ -192,11 +194,13 @@ async def generate(
                             event.fallback_from = primary.name if index else None
                         emitted = True
                         yield event
+                _observe(handle, None)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 error = _classify(handle, exc, registry)
+                _observe(handle, error)
                 if emitted:
                     raise StreamStarted(error) from None
                 last_error = error
@@ -210,10 +214,29 @@ async def generate(
                         "model %s failed (%s); retry %d in %.2fs", handle.name, error.message, attempt + 1, delay
                     )
                     await asyncio.sleep(delay)
-        if last_error is not None and not is_retryable(last_error) and not handle.spec.fallbacks:
+        if last_error is not None and not _may_fall_back(last_error):
             break
     assert last_error is not None
     raise last_error
+
+
+def _observe(handle: ModelHandle, error: APIError | None) -> None:
+    """Remember how a remote model last did, for /readyz and /v1/models (never blocks requests).
+
+    In-process models keep the state their loading gave them; a remote one is `unavailable` with the
+    reason after it could not be reached, and `ready` again after its next success.
+    """
+    if handle.provider.in_process or handle.state not in ("ready", "unavailable"):
+        return
+    if error is None:
+        handle.state, handle.detail = "ready", None
+    elif error.status_code in (503, 504) and getattr(error, "code", None) != "model_overloaded":
+        handle.state, handle.detail = "unavailable", error.message
+
+
+def _may_fall_back(error: APIError) -> bool:
+    """The model failed, not the request: unreachable, timed out, overloaded, 5xx, not configured."""
+    return is_retryable(error) or error.status_code == 429 or error.status_code >= 500
 
 
 def _classify(handle: ModelHandle, exc: BaseException, registry: ModelRegistry) -> APIError:
@@ -228,13 +251,17 @@ def _classify(handle: ModelHandle, exc: BaseException, registry: ModelRegistry) 
 
 
 async def collect(events: AsyncIterator[Delta | Finished]) -> tuple[str, Finished]:
+    """The whole answer; a failure after the first token is the same error as before it (nothing was sent)."""
     parts: list[str] = []
     finished: Finished | None = None
-    async for event in events:
-        if isinstance(event, Delta):
-            parts.append(event.text)
-        else:
-            finished = event
+    try:
+        async for event in events:
+            if isinstance(event, Delta):
+                parts.append(event.text)
+            else:
+                finished = event
+    except StreamStarted as exc:
+        raise exc.error from None
     assert finished is not None
     return "".join(parts), finished
 

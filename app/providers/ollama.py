@@ -1,0 +1,76 @@
+"""Registers `ollama`: models served by an Ollama server (Llama 3.1 by default) via `langchain-ollama`.
+
+The host is the entry's `base_url`, else OLLAMA_HOST, else Ollama's own default. No connection is made
+at build time (`validate_model_on_init` stays off) so a dead Ollama never blocks start-up; failures
+are explained per request instead, a missing model with the `ollama pull` command that fixes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+
+from app.core.config import Settings
+from app.core.errors import APIError, ServiceUnavailable
+from app.core.models_file import ModelSpec
+from app.providers.base import Provider, register
+from app.providers.failures import generic_classify, host_of, short_detail
+
+DEFAULT_HOST = "http://localhost:11434"
+
+#: Generic request parameter -> Ollama option (https://github.com/ollama/ollama/blob/main/docs/modelfile.md).
+OPTION_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "num_predict",
+    "seed": "seed",
+    "stop": "stop",
+}
+
+
+def host(spec: ModelSpec, settings: Settings) -> str:
+    return spec.base_url or settings.ollama_host or DEFAULT_HOST
+
+
+def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    from langchain_ollama import ChatOllama
+
+    p = spec.params
+    timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
+    return ChatOllama(
+        model=spec.upstream_model,
+        base_url=host(spec, settings),
+        temperature=p.temperature,
+        top_p=p.top_p,
+        num_predict=p.max_tokens,
+        seed=p.seed,
+        stop=p.stop,
+        client_kwargs={"timeout": timeout},
+    )
+
+
+def call_kwargs(params: dict[str, object]) -> dict[str, Any]:
+    """Ollama takes sampling parameters as `options`; passing them all there overrides the defaults."""
+    options = {OPTION_NAMES[k]: v for k, v in params.items() if k in OPTION_NAMES and v is not None}
+    return {"options": options} if options else {}
+
+
+def classify(exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
+    from ollama import ResponseError
+
+    url = host(spec, settings)
+    detail = None
+    if isinstance(exc, ResponseError):
+        detail = str(exc.error)
+        if exc.status_code == 404 or ("model" in detail and "not found" in detail):
+            return ServiceUnavailable(
+                f"model {spec.name!r}: Ollama at {host_of(url)} does not have the model {spec.upstream_model!r}; "
+                f"pull it there with `ollama pull {spec.upstream_model}`",
+                code="model_not_pulled",
+            )
+    return generic_classify(exc, spec, url, detail=short_detail(detail), url_hint="`base_url` (or OLLAMA_HOST)")
+
+
+register(Provider(name="ollama", build=build, classify=classify, call_kwargs=call_kwargs))

@@ -1,0 +1,99 @@
+"""Registers `openai`: any OpenAI-compatible upstream (vLLM, llama.cpp server, LiteLLM, Azure OpenAI)
+through `langchain-openai`, addressed by the entry's `base_url` and keyed by its `api_key_env`.
+
+This is how a deployment moves model serving onto its own machines without changing its clients.
+The client's own retries are off (`max_retries=0`): `generation.generate` owns the retry policy.
+Streams ask for usage (`stream_options.include_usage`), which vLLM and llama.cpp's server honour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
+
+from app.core.config import Settings
+from app.core.errors import APIError
+from app.core.logging import register_secrets
+from app.core.models_file import ModelSpec
+from app.providers.base import Provider, ProviderNotConfigured, register
+from app.providers.failures import generic_classify, short_detail
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+#: Self-hosted servers often run without keys; the client library still insists on one.
+NO_KEY = "not-needed"
+
+#: Generic request parameter -> ChatOpenAI call keyword (sent as `max_completion_tokens`).
+PARAM_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "seed": "seed",
+    "stop": "stop",
+}
+
+
+def api_key(spec: ModelSpec, settings: Settings) -> str:
+    """The entry's key; a variable named in the models file must exist, OPENAI_API_KEY is optional."""
+    if spec.api_key_env:
+        key = settings.env_secret(spec.api_key_env)
+        if not key:
+            raise ProviderNotConfigured(
+                f"model {spec.name!r} (openai-compatible at {spec.base_url}) has no API key: "
+                f"set the environment variable {spec.api_key_env}"
+            )
+        return key
+    return settings.env_secret(DEFAULT_KEY_ENV) or NO_KEY
+
+
+def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    key = api_key(spec, settings)
+    register_secrets([key])
+    p = spec.params
+    return ChatOpenAI(
+        model=spec.upstream_model,
+        base_url=spec.base_url,
+        api_key=SecretStr(key),
+        max_retries=0,
+        timeout=httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s),
+        stream_usage=True,
+        temperature=p.temperature,
+        top_p=p.top_p,
+        max_tokens=p.max_tokens,
+        seed=p.seed,
+        stop=p.stop,
+    )
+
+
+def call_kwargs(params: dict[str, object]) -> dict[str, Any]:
+    return {PARAM_NAMES[k]: v for k, v in params.items() if k in PARAM_NAMES and v is not None}
+
+
+def classify(exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
+    import openai
+
+    detail = None
+    item: BaseException | None = exc
+    while item is not None:
+        if isinstance(item, openai.APIStatusError):
+            detail = _message(item.body) or item.message
+            break
+        item = item.__cause__
+    return generic_classify(exc, spec, spec.base_url, detail=short_detail(detail))
+
+
+def _message(body: object) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return str(error.get("message") or "") or None
+        if isinstance(error, str):
+            return error
+    return None
+
+
+register(Provider(name="openai", build=build, classify=classify, call_kwargs=call_kwargs))

@@ -1,0 +1,469 @@
+"""Loopback stand-ins for Ollama, Gemini and OpenAI-compatible servers, speaking their wire protocols.
+
+Nothing here reaches the real services, and no client library is mocked: Slipway's providers talk to
+these servers through their real libraries (`ollama`, `google-genai`, `openai`). The text comes from the
+real local model (SmolLM2 through `ChatLlamaCpp`), so the whole path carries real output, and every
+request is recorded (`StandIn.seen`) so tests assert on what the client library sent.
+
+Faults are chosen by the upstream model name a models-file entry asks for, so one running stand-in
+serves every scenario at once:
+
+    fail-<status>-<tag>   always answer HTTP <status> in the provider's error shape
+    flaky-<n>-<tag>       answer 503 to the first <n> requests for this name, then normally
+    slow-<tag>            wait (up to SLOW_S) before the first byte
+    cut-<tag>             send one piece of text, then drop the connection
+    missing-<tag>         Ollama: 404 "model not found"
+    safety-<tag>          Gemini: finishReason SAFETY, no text
+    blocked-<tag>         Gemini: promptFeedback.blockReason SAFETY, no candidates
+    badkey-<tag>          Gemini: 400 "API key not valid"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from app.providers.local import ChatLlamaCpp
+from tests.servers import free_port
+
+SLOW_S = 30.0
+
+
+class CutConnection(Exception):
+    """Raised inside a streaming body: uvicorn drops the connection mid-response."""
+
+
+@dataclass
+class Seen:
+    """One request as the client library sent it."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+@dataclass
+class Answer:
+    """What a stand-in answered: the text and the token counts it reported."""
+
+    model: str
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish: str = ""
+
+
+@dataclass
+class LocalText:
+    """Real text from the local model; one generation at a time (the model is not thread-safe)."""
+
+    model: ChatLlamaCpp
+
+    async def stream(self, messages: list[BaseMessage], params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Yields {"text": ...} pieces, then {"usage": (prompt, completion), "finish": reason}."""
+        kwargs = {k: v for k, v in params.items() if v is not None}
+        usage = (0, 0)
+        finish = "stop"
+        async for chunk in self.model.astream(messages, **kwargs):
+            if chunk.content:
+                yield {"text": chunk.content}
+            if chunk.usage_metadata:
+                usage = (chunk.usage_metadata["input_tokens"], chunk.usage_metadata["output_tokens"])
+            finish = chunk.response_metadata.get("finish_reason", finish)
+        yield {"usage": usage, "finish": finish}
+
+
+@dataclass
+class Behaviour:
+    kind: str
+    status: int = 0
+    count: int = 0
+
+
+def behaviour(model: str) -> Behaviour:
+    parts = model.split("-")
+    kind = parts[0]
+    if kind == "fail":
+        return Behaviour("fail", status=int(parts[1]))
+    if kind == "flaky":
+        return Behaviour("flaky", count=int(parts[1]))
+    if kind in {"slow", "cut", "missing", "safety", "blocked", "badkey"}:
+        return Behaviour(kind)
+    return Behaviour("ok")
+
+
+@dataclass
+class StandIn:
+    """One stand-in server on a free loopback port, run by uvicorn in a background thread."""
+
+    name: str
+    build: Callable[[StandIn], list[Route]]
+    text: LocalText
+    seen: list[Seen] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> StandIn:
+        app = Starlette(routes=self.build(self))
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="critical", timeout_graceful_shutdown=1, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=f"standin-{self.name}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"stand-in {self.name} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    async def record(self, request: Request) -> Seen:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        seen = Seen(request.method, request.url.path, request.url.query, dict(request.headers), body, time.monotonic())
+        self.seen.append(seen)
+        return seen
+
+    async def generate(
+        self, model: str, messages: list[BaseMessage], params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The local model's pieces (see `LocalText.stream`), recorded as an `Answer` once complete."""
+        answer = Answer(model)
+        async for piece in self.text.stream(messages, params):
+            if "text" in piece:
+                answer.text += piece["text"]
+            else:
+                answer.prompt_tokens, answer.completion_tokens = piece["usage"]
+                answer.finish = piece["finish"]
+                self.answers.append(answer)
+            yield piece
+
+    def answers_for(self, model: str) -> list[Answer]:
+        return [a for a in self.answers if a.model == model]
+
+    def requests_for(self, model: str) -> list[Seen]:
+        return [s for s in self.seen if model_of(s) == model]
+
+    def fault(self, model: str) -> Behaviour | None:
+        """The fault this request must show, if any (counts requests per model for `flaky`)."""
+        self.calls[model] += 1
+        b = behaviour(model)
+        if b.kind == "flaky":
+            return Behaviour("fail", status=503) if self.calls[model] <= b.count else None
+        return None if b.kind == "ok" else b
+
+
+def model_of(seen: Seen) -> str | None:
+    if isinstance(seen.body, dict) and "model" in seen.body:
+        return seen.body["model"]
+    if ":" in seen.path and "/models/" in seen.path:  # Gemini: /v1beta/models/<model>:<method>
+        return seen.path.split("/models/", 1)[1].rsplit(":", 1)[0]
+    return None
+
+
+def to_messages(items: list[tuple[str, str]]) -> list[BaseMessage]:
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage, "model": AIMessage}
+    return [kinds.get(role, HumanMessage)(content) for role, content in items]
+
+
+async def slow() -> None:
+    await asyncio.sleep(SLOW_S)
+
+
+# --- Ollama: /api/chat (NDJSON), /api/tags -----------------------------------------------------------
+
+
+def ollama_routes(standin: StandIn) -> list[Route]:
+    def now() -> str:
+        return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+    async def tags(request: Request) -> JSONResponse:
+        await standin.record(request)
+        return JSONResponse(
+            {"models": [{"name": "llama3.1:8b", "model": "llama3.1:8b", "modified_at": now(), "size": 4920753328}]}
+        )
+
+    async def chat(request: Request) -> Response:
+        seen = await standin.record(request)
+        body = seen.body
+        model = body["model"]
+        fault = standin.fault(model)
+        if fault and fault.kind == "fail":
+            return JSONResponse({"error": f"stand-in failure {fault.status}"}, status_code=fault.status)
+        if fault and fault.kind == "missing":
+            return JSONResponse({"error": f'model "{model}" not found, try pulling it first'}, status_code=404)
+        options = body.get("options") or {}
+        params = {
+            "temperature": options.get("temperature"),
+            "top_p": options.get("top_p"),
+            "max_tokens": options.get("num_predict"),
+            "seed": options.get("seed"),
+            "stop": options.get("stop"),
+        }
+        messages = to_messages([(m["role"], m.get("content", "")) for m in body["messages"]])
+
+        async def lines() -> AsyncIterator[bytes]:
+            if fault and fault.kind == "slow":
+                await slow()
+            async for piece in standin.generate(model, messages, params):
+                if "text" in piece:
+                    line = {
+                        "model": model,
+                        "created_at": now(),
+                        "message": {"role": "assistant", "content": piece["text"]},
+                    }
+                    yield json.dumps({**line, "done": False}).encode() + b"\n"
+                    if fault and fault.kind == "cut":
+                        raise CutConnection
+                else:
+                    prompt, completion = piece["usage"]
+                    final = {
+                        "model": model,
+                        "created_at": now(),
+                        "message": {"role": "assistant", "content": ""},
+                        "done": True,
+                        "done_reason": piece["finish"],
+                        "total_duration": 1000,
+                        "load_duration": 10,
+                        "prompt_eval_count": prompt,
+                        "prompt_eval_duration": 100,
+                        "eval_count": completion,
+                        "eval_duration": 800,
+                    }
+                    yield json.dumps(final).encode() + b"\n"
+
+        if body.get("stream", True):
+            return StreamingResponse(lines(), media_type="application/x-ndjson")
+        text, final = "", {}
+        async for line in lines():
+            part = json.loads(line)
+            text += part["message"]["content"]
+            final = part
+        final["message"]["content"] = text
+        return JSONResponse(final)
+
+    return [Route("/api/tags", tags), Route("/api/chat", chat, methods=["POST"])]
+
+
+# --- Gemini: generateContent / streamGenerateContent?alt=sse -------------------------------------------
+
+GEMINI_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED"}
+
+
+def gemini_error(status: int, message: str) -> JSONResponse:
+    name = GEMINI_STATUS.get(status, "UNAVAILABLE" if status == 503 else "INTERNAL")
+    return JSONResponse({"error": {"code": status, "message": message, "status": name}}, status_code=status)
+
+
+def gemini_routes(standin: StandIn) -> list[Route]:
+    async def models(request: Request) -> Response:
+        seen = await standin.record(request)
+        model, _, method = request.path_params["rest"].rpartition(":")
+        if method not in ("generateContent", "streamGenerateContent"):
+            return gemini_error(404, f"unknown method {method}")
+        fault = standin.fault(model)
+        if fault and fault.kind == "fail":
+            return gemini_error(fault.status, f"stand-in failure {fault.status}")
+        if fault and fault.kind == "badkey":
+            return gemini_error(400, "API key not valid. Please pass a valid API key.")
+        body = seen.body
+        items: list[tuple[str, str]] = []
+        system = body.get("systemInstruction") or body.get("system_instruction")
+        if system:
+            items.append(("system", "".join(p.get("text", "") for p in system["parts"])))
+        for content in body.get("contents", []):
+            items.append((content.get("role", "user"), "".join(p.get("text", "") for p in content["parts"])))
+        config = body.get("generationConfig") or {}
+        params = {
+            "temperature": config.get("temperature"),
+            "top_p": config.get("topP"),
+            "max_tokens": config.get("maxOutputTokens"),
+            "seed": config.get("seed"),
+            "stop": config.get("stopSequences"),
+        }
+        version = model
+
+        def usage(prompt: int, completion: int) -> dict[str, int]:
+            return {
+                "promptTokenCount": prompt,
+                "candidatesTokenCount": completion,
+                "totalTokenCount": prompt + completion,
+            }
+
+        async def responses() -> AsyncIterator[dict[str, Any]]:
+            if fault and fault.kind == "slow":
+                await slow()
+            if fault and fault.kind == "blocked":
+                yield {
+                    "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []},
+                    "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7},
+                    "modelVersion": version,
+                }
+                return
+            if fault and fault.kind == "safety":
+                yield {
+                    "candidates": [
+                        {
+                            "finishReason": "SAFETY",
+                            "index": 0,
+                            "safetyRatings": [
+                                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+                            ],
+                        }
+                    ],
+                    "usageMetadata": usage(7, 0),
+                    "modelVersion": version,
+                }
+                return
+            messages = to_messages(items)
+            # Like Gemini: every chunk carries cumulative usage; the candidates count comes with the last.
+            prompt_tokens = await asyncio.to_thread(standin.text.model.get_num_tokens_from_messages, messages)
+            async for piece in standin.generate(model, messages, params):
+                if "text" in piece:
+                    yield {
+                        "candidates": [{"content": {"role": "model", "parts": [{"text": piece["text"]}]}, "index": 0}],
+                        "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+                        "modelVersion": version,
+                    }
+                    if fault and fault.kind == "cut":
+                        raise CutConnection
+                else:
+                    prompt_tokens, completion = piece["usage"]
+                    finish = {"stop": "STOP", "length": "MAX_TOKENS"}.get(piece["finish"], "STOP")
+                    yield {
+                        "candidates": [
+                            {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": finish, "index": 0}
+                        ],
+                        "usageMetadata": usage(prompt_tokens, completion),
+                        "modelVersion": version,
+                    }
+
+        if method == "streamGenerateContent":
+
+            async def sse() -> AsyncIterator[bytes]:
+                async for item in responses():
+                    yield b"data: " + json.dumps(item).encode() + b"\r\n\r\n"
+
+            return StreamingResponse(sse(), media_type="text/event-stream")
+        text, last = "", {}
+        async for item in responses():
+            for candidate in item.get("candidates", []):
+                text += "".join(p.get("text", "") for p in candidate.get("content", {}).get("parts", []))
+            last = item
+        for candidate in last.get("candidates", []):
+            if "content" in candidate:
+                candidate["content"]["parts"] = [{"text": text}]
+        return JSONResponse(last)
+
+    return [Route("/v1beta/models/{rest:path}", models, methods=["POST"])]
+
+
+# --- OpenAI: /v1/chat/completions ------------------------------------------------------------------------
+
+
+def openai_error(status: int, message: str) -> JSONResponse:
+    kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=status)
+
+
+def openai_routes(standin: StandIn) -> list[Route]:
+    async def completions(request: Request) -> Response:
+        seen = await standin.record(request)
+        body = seen.body
+        model = body["model"]
+        fault = standin.fault(model)
+        if fault and fault.kind == "fail":
+            return openai_error(fault.status, f"stand-in failure {fault.status}")
+        params = {
+            "temperature": body.get("temperature"),
+            "top_p": body.get("top_p"),
+            "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
+            "seed": body.get("seed"),
+            "stop": [body["stop"]] if isinstance(body.get("stop"), str) else body.get("stop"),
+        }
+        messages = to_messages([(m["role"], m.get("content") or "") for m in body["messages"]])
+        cid, created = "chatcmpl-standin", int(time.time())
+
+        def chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+            choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+            return {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": choices,
+            }
+
+        async def events() -> AsyncIterator[bytes]:
+            if fault and fault.kind == "slow":
+                await slow()
+            yield b"data: " + json.dumps(chunk({"role": "assistant", "content": ""})).encode() + b"\n\n"
+            async for piece in standin.generate(model, messages, params):
+                if "text" in piece:
+                    yield b"data: " + json.dumps(chunk({"content": piece["text"]})).encode() + b"\n\n"
+                    if fault and fault.kind == "cut":
+                        raise CutConnection
+                else:
+                    yield b"data: " + json.dumps(chunk({}, piece["finish"])).encode() + b"\n\n"
+                    if (body.get("stream_options") or {}).get("include_usage"):
+                        prompt, completion = piece["usage"]
+                        last = chunk(None)
+                        last["usage"] = {
+                            "prompt_tokens": prompt,
+                            "completion_tokens": completion,
+                            "total_tokens": prompt + completion,
+                        }
+                        yield b"data: " + json.dumps(last).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        if body.get("stream"):
+            return StreamingResponse(events(), media_type="text/event-stream")
+        if fault and fault.kind == "slow":
+            await slow()
+        text, usage, finish = "", (0, 0), "stop"
+        async for piece in standin.generate(model, messages, params):
+            text += piece.get("text", "")
+            usage = piece.get("usage", usage)
+            finish = piece.get("finish", finish)
+        return JSONResponse(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+            }
+        )
+
+    return [Route("/v1/chat/completions", completions, methods=["POST"])]
