@@ -10,4 +10,8 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-INSTALLERS: list[Callable[[FastAPI], None]] = []
+from app.api.routes import chains
+
+INSTALLERS: list[Callable[[FastAPI], None]] = [
+    chains.install,
+]

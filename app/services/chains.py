@@ -1,0 +1,211 @@
+"""Serving the chains of `app.chains` over HTTP: list, invoke, batch, stream (what LangServe did).
+
+Each request builds the chain on a `ServedChatModel`, so a chain takes the model's queue slot and
+gets its timeouts, retries and fallbacks exactly as a chat request does. Input is checked against the
+chain's own input model first: a missing field is a 400 naming it (`input.question`), never a 500
+from deep inside a prompt template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.chains import CHAINS, ChainSpec, UnknownChain, get_chain
+from app.core.errors import APIError, GenerationError, InvalidRequest, NotFound
+from app.providers.registry import ModelRegistry
+from app.services.generation import GenParams, StreamStarted
+from app.services.served_model import ServedChatModel
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 32
+MAX_BATCH_CONCURRENCY = 8
+
+
+class ChainParams(BaseModel):
+    """Generation parameters over the model entry's defaults (as in a chat completion)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    stop: list[str] | None = Field(default=None, max_length=4)
+
+
+class ChainRequest(BaseModel):
+    input: dict[str, Any] = Field(description="The chain's input; see its `input_schema` in GET /v1/chains.")
+    model: str | None = Field(default=None, description="A name from GET /v1/models; default: the first.")
+    params: ChainParams | None = None
+
+
+class ChainBatchRequest(BaseModel):
+    inputs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    model: str | None = None
+    params: ChainParams | None = None
+
+
+def chain_spec(name: str) -> ChainSpec:
+    try:
+        return get_chain(name)
+    except UnknownChain:
+        raise NotFound(
+            f"The chain '{name}' does not exist. Available chains: {', '.join(CHAINS)}", code="chain_not_found"
+        ) from None
+
+
+def describe(registry: ModelRegistry) -> dict[str, Any]:
+    """Every chain with the JSON schemas of its input and output, taken from the runnable itself."""
+    data = []
+    for spec in CHAINS.values():
+        runnable = spec(ServedChatModel(registry=registry))
+        data.append(
+            {
+                "id": spec.name,
+                "object": "chain",
+                "description": spec.description,
+                "input_schema": runnable.get_input_jsonschema(),
+                "output_schema": runnable.get_output_jsonschema(),
+            }
+        )
+    return {"object": "list", "data": data}
+
+
+def check_input(spec: ChainSpec, value: dict[str, Any], where: str) -> dict[str, Any]:
+    """The input validated by the chain's model, or a 400 naming the first bad field."""
+    try:
+        return spec.input_model.model_validate(value).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join([where, *(str(p) for p in first["loc"])])
+        if first["type"] == "missing":
+            raise InvalidRequest(
+                f"'{param}' is a required property of chain {spec.name!r}",
+                param=param,
+                code="missing_required_parameter",
+            ) from None
+        if first["type"] == "extra_forbidden":
+            raise InvalidRequest(
+                f"'{param}' is not an input of chain {spec.name!r}", param=param, code="unknown_parameter"
+            ) from None
+        raise InvalidRequest(
+            f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value"
+        ) from None
+
+
+class ChainRun:
+    """One HTTP call of a chain: the chain built on the served model, and what the model did."""
+
+    def __init__(self, registry: ModelRegistry, name: str, model: str | None, params: ChainParams | None) -> None:
+        self.spec = chain_spec(name)
+        self.handle = registry.get(model)  # 404 for an unknown model before any work
+        gen = GenParams(**(params.model_dump() if params else {}))
+        self.served = ServedChatModel(
+            registry=registry, model_name=self.handle.name, params=gen, hooks=getattr(registry, "generation_hooks", {})
+        )
+        self.runnable = self.spec(self.served)
+
+    @property
+    def model(self) -> str:
+        return self.served.outcome.model or self.handle.name
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.model, "usage": self.served.outcome.usage.as_dict()}
+
+
+async def invoke(run: ChainRun, value: dict[str, Any]) -> dict[str, Any]:
+    output = await _unwrap(run.runnable.ainvoke(check_input(run.spec, value, "input")))
+    return {"output": output, **run.summary()}
+
+
+async def batch(run: ChainRun, values: list[dict[str, Any]]) -> dict[str, Any]:
+    inputs = [check_input(run.spec, value, f"inputs.{i}") for i, value in enumerate(values)]
+    concurrency = max(1, min(run.handle.slots.concurrency, MAX_BATCH_CONCURRENCY))
+    outputs = await _unwrap(run.runnable.abatch(inputs, config={"max_concurrency": concurrency}))
+    return {"output": outputs, **run.summary()}
+
+
+async def _unwrap(work: Any) -> Any:
+    """A failure after the first token of a non-streamed call is still just a failed call."""
+    try:
+        return await work
+    except StreamStarted as exc:
+        raise exc.error from None
+
+
+def _event(event: str, data: Any) -> dict[str, str]:
+    return {"event": event, "data": orjson.dumps(data).decode()}
+
+
+class ChainStream:
+    """LangServe's stream events: `data` (one output chunk each), then `end`, or `error` then `end`.
+
+    `first()` pulls the first chunk before headers are sent, so a failure before any output gets a
+    real status and `X-Slipway-Model` names the model that really answers.
+    """
+
+    def __init__(self, run: ChainRun, value: dict[str, Any]) -> None:
+        self.run = run
+        self.chunks = run.runnable.astream(check_input(run.spec, value, "input"))
+        self._pending: asyncio.Future[Any] | None = None
+        self._first: list[Any] = []
+        self._exhausted = False
+
+    async def first(self, wait_s: float) -> None:
+        self._pending = asyncio.ensure_future(anext(self.chunks))
+        done, _ = await asyncio.wait({self._pending}, timeout=wait_s)
+        if not done:
+            return
+        task, self._pending = self._pending, None
+        try:
+            self._first.append(task.result())
+        except StopAsyncIteration:
+            self._exhausted = True
+        except StreamStarted as exc:
+            raise exc.error from None
+
+    async def _chunks(self) -> AsyncIterator[Any]:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            try:
+                yield await pending
+            except StopAsyncIteration:
+                return
+        for chunk in self._first:
+            yield chunk
+        if self._exhausted:
+            return
+        async for chunk in self.chunks:
+            yield chunk
+
+    async def body(self) -> AsyncIterator[dict[str, str]]:
+        try:
+            async for chunk in self._chunks():
+                yield _event("data", chunk)
+        except StreamStarted as exc:
+            yield _event("error", exc.error.to_dict())
+        except APIError as exc:
+            yield _event("error", exc.to_dict())
+        except Exception:
+            log.exception("chain %s failed while streaming", self.run.spec.name)
+            yield _event("error", GenerationError("the chain failed while streaming").to_dict())
+        finally:
+            await self.aclose()
+        yield _event("end", self.run.summary())
+
+    async def aclose(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        with contextlib.suppress(RuntimeError):
+            await self.chunks.aclose()

@@ -1,0 +1,120 @@
+"""A LangChain chat model that runs on a served model through `generation.generate`.
+
+Why: a chain served over HTTP must behave like a chat request on the same model: it waits for the
+model's queue slot, obeys its timeouts, retries and falls back before the first token, and reports
+which model answered and the tokens used. Wrapping `generate()` as a `BaseChatModel` gives chains all
+of that without knowing it, and keeps the chain code identical in a notebook and in the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field
+
+from app.providers.registry import ModelRegistry
+from app.services.generation import Delta, GenParams, Usage, generate
+
+
+@dataclass
+class Outcome:
+    """What the generations of one request came to: who answered, tokens used."""
+
+    models: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finish_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> str | None:
+        """The answering model; several (after fallbacks in a batch) are joined by commas."""
+        names = list(dict.fromkeys(self.models))
+        return ",".join(names) if names else None
+
+
+class ServedChatModel(BaseChatModel):
+    """`generate()` on a registry model, as a chat model (async only: the service runs on an event loop)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    registry: ModelRegistry
+    model_name: str | None = None
+    params: GenParams = Field(default_factory=GenParams)
+    hooks: dict[str, Any] = Field(default_factory=dict)
+    outcome: Outcome = Field(default_factory=Outcome)
+
+    @property
+    def _llm_type(self) -> str:
+        return "slipway-served"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model_name}
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        raise NotImplementedError("a served model runs on the service's event loop: use ainvoke/astream")
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        raise NotImplementedError("a served model runs on the service's event loop: use ainvoke/astream")
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        params = replace(self.params, stop=stop) if stop else self.params
+        answered = False
+        async for event in generate(self.registry, self.model_name, messages, params, **self.hooks):
+            if not answered:
+                answered = True
+                self.outcome.models.append(event.model)
+            if isinstance(event, Delta):
+                # BaseChatModel.astream reports each chunk to callbacks itself.
+                yield ChatGenerationChunk(message=AIMessageChunk(content=event.text))
+                continue
+            self.outcome.usage.prompt_tokens += event.usage.prompt_tokens
+            self.outcome.usage.completion_tokens += event.usage.completion_tokens
+            self.outcome.finish_reasons.append(event.finish_reason)
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="",
+                    usage_metadata=UsageMetadata(
+                        input_tokens=event.usage.prompt_tokens,
+                        output_tokens=event.usage.completion_tokens,
+                        total_tokens=event.usage.total_tokens,
+                    ),
+                    response_metadata={"finish_reason": event.finish_reason, "model_name": event.model},
+                )
+            )
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        total: ChatGenerationChunk | None = None
+        async for chunk in self._astream(messages, stop, run_manager, **kwargs):
+            total = chunk if total is None else total + chunk
+        assert total is not None  # generate() always ends with Finished
+        message = AIMessage(
+            content=total.message.content,
+            usage_metadata=total.message.usage_metadata,
+            response_metadata=total.message.response_metadata,
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
