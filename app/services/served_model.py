@@ -19,6 +19,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
+from app.core.errors import PayloadTooLarge
 from app.providers.registry import ModelRegistry
 from app.services.generation import Delta, GenParams, Usage, generate
 
@@ -77,6 +78,7 @@ class ServedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         params = replace(self.params, stop=stop) if stop else self.params
+        self._check_size(messages)
         answered = False
         async for event in generate(self.registry, self.model_name, messages, params, **self.hooks):
             if not answered:
@@ -100,6 +102,17 @@ class ServedChatModel(BaseChatModel):
                     response_metadata={"finish_reason": event.finish_reason, "model_name": event.model},
                 )
             )
+
+    def _check_size(self, messages: list[BaseMessage]) -> None:
+        """The entry's `max_prompt_chars` holds for a chain's prompt as for a chat request's."""
+        spec = self.registry.get(self.model_name).spec
+        if spec.max_prompt_chars:
+            size = sum(len(m.content if isinstance(m.content, str) else m.text) for m in messages)
+            if size > spec.max_prompt_chars:
+                raise PayloadTooLarge(
+                    f"the prompt is {size} characters; model {spec.name!r} takes at most {spec.max_prompt_chars}",
+                    param="input",
+                )
 
     async def _agenerate(
         self,

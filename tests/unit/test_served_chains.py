@@ -106,3 +106,13 @@ def test_input_errors_name_the_field() -> None:
         chains.check_input(spec, {"text": "t", "sentences": 0}, "input")
     assert info.value.param == "input.sentences" and info.value.code == "invalid_value"
     assert chains.check_input(spec, {"text": "t"}, "input") == {"text": "t", "sentences": 3}
+
+
+async def test_prompt_size_limit_applies_to_chains(registry: tuple[ModelRegistry, FakeSlotWatcher]) -> None:
+    from app.core.errors import PayloadTooLarge
+
+    reg, fake = registry
+    object.__setattr__(reg.get("m").spec, "max_prompt_chars", 200)
+    with pytest.raises(PayloadTooLarge):
+        await get_chain("summarize", ServedChatModel(registry=reg, model_name="m")).ainvoke({"text": "x" * 300})
+    assert fake.seen_active == [], "refused before reaching the model"
