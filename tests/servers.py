@@ -1,7 +1,7 @@
 """Start real Slipway servers (a real uvicorn in a subprocess, on a free loopback port) for tests.
 
-    with SlipwayServer(config=path, env={"SLIPWAY_API_KEYS": "k"}) as server:
-        httpx.get(server.url + "/readyz")
+with SlipwayServer(config=path, env={"SLIPWAY_API_KEYS": "k"}) as server:
+    httpx.get(server.url + "/readyz")
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class SlipwayServer:
             cmd += ["--config", str(self.config)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
         env.update(self.env)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             cmd + self.args, cwd=self.tmp.name, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
