@@ -8,13 +8,9 @@ policy; a prompt Gemini blocks finishes with `content_filter` like a blocked ans
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
-from langchain_google_genai import ChatGoogleGenerativeAI
 from pydantic import SecretStr
 
 from app.core.config import Settings
@@ -37,37 +33,6 @@ PARAM_NAMES = {
 }
 
 
-class SlipwayGemini(ChatGoogleGenerativeAI):
-    """ChatGoogleGenerativeAI whose stream reports a blocked prompt as a finish reason.
-
-    Gemini answers a blocked prompt with no candidates and `promptFeedback.blockReason`; LangChain turns
-    that into an empty chunk without `finish_reason`, which would read as a normal, empty answer.
-    """
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: Any = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
-            metadata = chunk.message.response_metadata
-            if blocked_reason(metadata) and not metadata.get("finish_reason"):
-                metadata["finish_reason"] = "SAFETY"
-            yield chunk
-
-
-def blocked_reason(metadata: dict[str, Any]) -> str | None:
-    """Why Gemini refused the prompt itself (`promptFeedback.blockReason`), if it did."""
-    feedback = metadata.get("prompt_feedback") or {}
-    reason = feedback.get("block_reason") if isinstance(feedback, dict) else None
-    if not reason:
-        return None
-    name = str(getattr(reason, "name", reason))
-    return None if name in ("0", "BLOCKED_REASON_UNSPECIFIED") else name
-
-
 def key_env(spec: ModelSpec) -> str:
     return spec.api_key_env or DEFAULT_KEY_ENV
 
@@ -81,6 +46,8 @@ def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
             "(or name another one with `api_key_env` in the models file)"
         )
     register_secrets([key])
+    from app.providers.gemini_model import SlipwayGemini  # the SDK is heavy: imported when a model needs it
+
     p = spec.params
     return SlipwayGemini(
         model=spec.upstream_model,

@@ -16,6 +16,8 @@ from app.providers.local import ChatLlamaCpp
 from app.providers.registry import build_chat_model
 from tests.servers import SlipwayServer
 
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
+
 GREEDY = {"temperature": 0, "max_tokens": 40}
 TEXT = (
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, France. It was designed by the company of "

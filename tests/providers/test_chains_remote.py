@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.providers.conftest import StandIns
 from tests.servers import SlipwayServer
+
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
 
 QA = {"question": "Who designed the tower?", "context": "The Eiffel Tower was designed by Gustave Eiffel's company."}
 

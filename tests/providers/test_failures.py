@@ -9,6 +9,8 @@ import pytest
 from tests.providers.conftest import GEMINI_KEY, VLLM_KEY, assert_error, chat, stream_events
 from tests.servers import SlipwayServer
 
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
+
 PROVIDERS = ["ollama", "gemini", "openai"]
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.providers.conftest import StandIns, assert_error, chat, stream_events, streamed_text
 from tests.servers import SlipwayServer
+
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
 
 
 def test_primary_refusing_connections_falls_back_and_names_the_fallback(remote: SlipwayServer) -> None:

@@ -12,6 +12,8 @@ from app.providers.registry import build_chat_model
 from tests.providers.conftest import GEMINI_KEY, SYSTEM, StandIns, assert_error, chat, stream_events, streamed_text
 from tests.servers import SlipwayServer
 
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
+
 
 def test_non_streaming_answer_carries_the_upstream_text_and_usage(remote: SlipwayServer, standins: StandIns) -> None:
     before = len(standins.gemini.answers_for("gemini-1.5-flash"))

@@ -4,9 +4,12 @@ speaking Ollama's /api/chat NDJSON protocol with text from the local model."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.providers.conftest import SYSTEM, StandIns, assert_error, chat, stream_events, streamed_text
 from tests.servers import SlipwayServer
+
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
 
 
 def test_non_streaming_answer_carries_the_upstream_text_and_usage(remote: SlipwayServer, standins: StandIns) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import httpx
 import openai
+import pytest
 
 from tests.providers.conftest import SYSTEM, VLLM_KEY, StandIns, assert_error, chat, stream_events, streamed_text
 from tests.servers import SlipwayServer
+
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
 
 UPSTREAM = "meta-llama/Llama-3.1-8B-Instruct"
 

@@ -11,6 +11,8 @@ import pytest
 from tests.providers.conftest import GEMINI_KEY, StandIns, chat, stream_events
 from tests.servers import SlipwayServer, free_port, write_models_file
 
+pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the local model
+
 
 def fragments(secret: str, size: int = 10) -> set[str]:
     """Every run of `size` characters of the secret: a partial or re-encoded leak still shows one."""
