@@ -189,7 +189,8 @@ class ChainStream:
     async def body(self) -> AsyncIterator[dict[str, str]]:
         try:
             async for chunk in self._chunks():
-                yield _event("data", chunk)
+                if chunk != "":  # the model's closing (usage-only) chunk parses to ""
+                    yield _event("data", chunk)
         except StreamStarted as exc:
             yield _event("error", exc.error.to_dict())
         except APIError as exc:

@@ -87,6 +87,7 @@ def test_stream_sends_chunks_then_end(server: SlipwayServer, python_model: ChatL
                 events.append((event, orjson.loads(line.removeprefix("data: "))))
     kinds = [e for e, _ in events]
     assert kinds[-1] == "end" and set(kinds[:-1]) == {"data"} and len(kinds) > 2
+    assert all(d for _, d in events[:-1]), "no empty chunks"
     assert "".join(d for _, d in events[:-1]) == get_chain("chat", python_model).invoke(value)
     assert events[-1][1]["model"] == "smollm2" and events[-1][1]["usage"]["completion_tokens"] > 0
 

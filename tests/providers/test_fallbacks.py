@@ -54,6 +54,7 @@ def test_retries_back_off_then_succeed(remote: SlipwayServer, standins: StandIns
     assert len(attempts) == 3, "two failures, two retries, one success"
     retries = re.findall(r"model flaky failed .*?; retry (\d) in (\d+\.\d+)s", remote.log_text())
     assert [n for n, _ in retries] == ["1", "2"]
+    assert float(retries[0][1]) <= 0.25 and float(retries[1][1]) <= 0.5, "jittered waits within 0.25 s * 2**n"
 
 
 def test_retries_exhausted_give_the_last_error(remote: SlipwayServer, standins: StandIns) -> None:
