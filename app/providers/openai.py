@@ -52,7 +52,8 @@ def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
     key = api_key(spec, settings)
-    register_secrets([key])
+    if key != NO_KEY:
+        register_secrets([key])
     p = spec.params
     return ChatOpenAI(
         model=spec.upstream_model,
