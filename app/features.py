@@ -11,7 +11,9 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from app.api.routes import chains
+from app.hardening.install import install as hardening
 
 INSTALLERS: list[Callable[[FastAPI], None]] = [
     chains.install,
+    hardening,  # keys, rate limits, metrics, access log, traces, graceful shutdown, headers
 ]

@@ -8,6 +8,7 @@ happen only before the first token: once text has reached a client, a failure en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -174,8 +175,19 @@ async def generate(
     *,
     on_retry: Any = None,
     on_fallback: Any = None,
+    on_slot: Any = None,
+    on_first_token: Any = None,
+    on_finish: Any = None,
+    on_error: Any = None,
 ) -> AsyncIterator[Delta | Finished]:
-    """Text deltas then one `Finished`; raises `APIError` before the first token, `StreamStarted` after."""
+    """Text deltas then one `Finished`; raises `APIError` before the first token, `StreamStarted` after.
+
+    Hooks (metrics, rate limits; `registry.generation_hooks`): on_slot(model, waited_s),
+    on_first_token(model, seconds since the call), on_finish(Finished), on_error(model, APIError).
+    When `registry.stopping` is set (graceful shutdown's deadline), generation stops at the next token.
+    """
+    started = time.perf_counter()
+    first_token = True
     primary = registry.get(model)
     candidates = [primary, *(registry.get(name) for name in primary.spec.fallbacks)]
     last_error: APIError | None = None
@@ -186,14 +198,28 @@ async def generate(
         for attempt in range(attempts):
             emitted = False
             try:
+                _check_stopping(registry)
                 async with handle.slots.hold() as waited:
-                    async for event in _attempt(handle, messages, params.for_spec(handle), registry.settings):
-                        if isinstance(event, Finished):
-                            event.queue_wait_s = waited
-                            event.attempts = attempt + 1
-                            event.fallback_from = primary.name if index else None
-                        emitted = True
-                        yield event
+                    if on_slot:
+                        on_slot(handle.name, waited)
+                    _check_stopping(registry)
+                    attempt_events = _attempt(handle, messages, params.for_spec(handle), registry.settings)
+                    async with contextlib.aclosing(attempt_events):
+                        async for event in attempt_events:
+                            if isinstance(event, Finished):
+                                event.queue_wait_s = waited
+                                event.attempts = attempt + 1
+                                event.fallback_from = primary.name if index else None
+                                if on_finish:
+                                    on_finish(event)
+                            else:
+                                _check_stopping(registry)
+                                if first_token:
+                                    first_token = False
+                                    if on_first_token:
+                                        on_first_token(handle.name, time.perf_counter() - started)
+                            emitted = True
+                            yield event
                 _observe(handle, None)
                 return
             except asyncio.CancelledError:
@@ -201,6 +227,8 @@ async def generate(
             except Exception as exc:
                 error = _classify(handle, exc, registry)
                 _observe(handle, error)
+                if on_error:
+                    on_error(handle.name, error)
                 if emitted:
                     raise StreamStarted(error) from None
                 last_error = error
@@ -218,6 +246,13 @@ async def generate(
             break
     assert last_error is not None
     raise last_error
+
+
+def _check_stopping(registry: ModelRegistry) -> None:
+    if getattr(registry, "stopping", False):
+        raise ServiceUnavailable(
+            "The server is shutting down; retry the request.", code="shutting_down", headers={"Retry-After": "1"}
+        )
 
 
 def _observe(handle: ModelHandle, error: APIError | None) -> None:

@@ -1,0 +1,104 @@
+"""Graceful shutdown: on SIGTERM (or Ctrl-C) stop taking work, let streams finish, then stop them cleanly.
+
+What happens, in order:
+1. uvicorn closes the listening socket at once (new connections are refused) and closes idle
+   keep-alive connections; `/readyz` answers 503 `draining` to anything still asking.
+2. In-flight requests and SSE streams go on for up to the grace period (`SLIPWAY_SHUTDOWN_GRACE_S`).
+   sse-starlette's own drain, which would cut every stream the moment the signal arrives, is turned off.
+3. Shortly before the grace period ends, generation stops at the next token (`registry.stopping`):
+   each unfinished stream ends with an error event (`shutting_down`, 503) and `[DONE]`, waiting
+   requests get a 503 with Retry-After, and every model slot is released; the services' own
+   `finally` blocks run, so what they persist is complete, never half a message.
+4. Any SSE response still open is then closed, and uvicorn cancels whatever is left at the deadline.
+
+WebSockets are closed by uvicorn with 1012 (service restart) at step 1; clients reconnect.
+Why chain the signal handler: uvicorn owns SIGTERM; the app has no other way to learn of it before
+uvicorn's lifespan shutdown, which only runs after the connections have drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def stop_margin_s(grace_s: float) -> float:
+    """How long before uvicorn's deadline generation is stopped: enough for streams to end cleanly."""
+    return min(1.0, grace_s * 0.2)
+
+
+class Drain:
+    def __init__(self, app: FastAPI, grace_s: float) -> None:
+        self.app = app
+        # uvicorn is given int(grace) (app/__main__.py); aim at the deadline it really applies.
+        self.grace_s = float(int(grace_s))
+        self.started = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._previous: dict[int, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def install_signal_handlers(self) -> bool:
+        """Chain our handler in front of uvicorn's; only possible in the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        self.loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+            self._previous[sig] = previous
+            signal.signal(sig, self._make_handler(previous))
+        if self._previous:
+            from sse_starlette.sse import AppStatus
+
+            AppStatus.disable_automatic_graceful_drain()
+        return bool(self._previous)
+
+    def _make_handler(self, previous: Callable[..., Any]) -> Callable[[int, Any], None]:
+        def handler(signum: int, frame: Any) -> None:
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self.begin)
+            previous(signum, frame)
+
+        return handler
+
+    def begin(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        self.app.state.shutting_down = True
+        registry = self.app.state.registry
+        busy = sum(h.slots.active + h.slots.waiting for h in registry.handles.values())
+        log.warning("shutdown: draining %d generation(s) for up to %.0f s", busy, self.grace_s)
+        self._task = asyncio.ensure_future(self._stop_at_deadline())
+
+    async def _stop_at_deadline(self) -> None:
+        await asyncio.sleep(max(0.0, self.grace_s - stop_margin_s(self.grace_s)))
+        registry = self.app.state.registry
+        busy = sum(h.slots.active + h.slots.waiting for h in registry.handles.values())
+        if busy:
+            log.warning("shutdown: grace period over; stopping %d generation(s)", busy)
+        registry.stopping = True
+        await asyncio.sleep(min(0.5, stop_margin_s(self.grace_s) / 2))
+        from sse_starlette.sse import AppStatus
+
+        AppStatus.should_exit = True
+
+    def restore(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+        if self._task is not None:
+            self._task.cancel()

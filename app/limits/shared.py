@@ -1,0 +1,174 @@
+"""Rate limits shared by every replica through Redis, falling back to local limits while Redis is away.
+
+Why a Lua script: reading, refilling and taking from a bucket must be one atomic step, or two
+replicas admit the same last request; the script also takes the time from Redis (`TIME`), so the
+replicas' clocks do not matter. Why fall back instead of failing: a limiter outage must not become a
+service outage. While Redis is unreachable each replica enforces the same limits on its own (so the
+fleet admits up to N times a key's budget), logs one warning, and tries Redis again at most once
+per `PROBE_S`; the first success logs the recovery and the shared budget is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from urllib.parse import urlsplit
+
+from app.limits.buckets import Decision, LocalLimiter
+
+log = logging.getLogger(__name__)
+
+PROBE_S = 1.0
+SOCKET_TIMEOUT_S = 0.25
+KEY_PREFIX = "slipway:rl:"
+
+# KEYS: requests bucket, tokens bucket. ARGV: rpm (0 = none), tpm (0 = none), op ("admit" | "charge"), tokens.
+# Returns {allowed, requests level, tokens level} (levels as strings: Lua numbers would be truncated).
+LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rpm = tonumber(ARGV[1])
+local tpm = tonumber(ARGV[2])
+local function level(key, cap)
+  local v = redis.call('HMGET', key, 'l', 't')
+  local l = tonumber(v[1])
+  if l == nil then return cap end
+  l = l + (now - tonumber(v[2])) * cap / 60
+  if l > cap then l = cap end
+  return l
+end
+local function save(key, l, cap)
+  redis.call('HSET', key, 'l', tostring(l), 't', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((cap - l) * 60000 / cap) + 1000)
+end
+local rl = 0
+local tl = 0
+if rpm > 0 then rl = level(KEYS[1], rpm) end
+if tpm > 0 then tl = level(KEYS[2], tpm) end
+if ARGV[3] == 'charge' then
+  if tpm > 0 then
+    tl = tl - tonumber(ARGV[4])
+    save(KEYS[2], tl, tpm)
+  end
+  return {1, tostring(rl), tostring(tl)}
+end
+local allowed = 1
+if rpm > 0 and rl < 1 then allowed = 0 end
+if tpm > 0 and tl <= 0 then allowed = 0 end
+if allowed == 1 and rpm > 0 then
+  rl = rl - 1
+  save(KEYS[1], rl, rpm)
+end
+return {allowed, tostring(rl), tostring(tl)}
+"""
+
+
+def redis_address(url: str) -> str:
+    """host:port of a Redis URL, for log lines (never the password)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+class RedisLimiter:
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        # One immediate retry replaces a pooled connection that died while Redis was away; no backoff,
+        # short timeouts: a slow Redis must cost a request milliseconds, not seconds.
+        self.client = Redis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 1),
+        )
+        self.script = self.client.register_script(LUA)
+
+    async def _run(self, key_id: str, rpm: int | None, tpm: int | None, op: str, tokens: int) -> list:
+        keys = [f"{KEY_PREFIX}{key_id}:req", f"{KEY_PREFIX}{key_id}:tok"]
+        return await self.script(keys=keys, args=[rpm or 0, tpm or 0, op, tokens])
+
+    async def admit(self, key_id: str, rpm: int | None, tpm: int | None) -> Decision:
+        allowed, requests, tokens = await self._run(key_id, rpm, tpm, "admit", 0)
+        return Decision.from_levels(rpm, tpm, float(requests), float(tokens), bool(allowed))
+
+    async def charge(self, key_id: str, tpm: int | None, tokens: int) -> None:
+        if tpm and tokens > 0:
+            await self._run(key_id, None, tpm, "charge", tokens)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class SharedLimiter:
+    """Redis first; this replica's own buckets while Redis cannot be reached."""
+
+    def __init__(self, url: str, *, probe_s: float = PROBE_S) -> None:
+        from redis.exceptions import RedisError
+
+        self.address = redis_address(url)
+        self.redis = RedisLimiter(url)
+        self.local = LocalLimiter()
+        self.probe_s = probe_s
+        self.healthy = True
+        self._next_probe = 0.0
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+
+    def _use_redis(self) -> bool:
+        if self.healthy:
+            return True
+        now = time.monotonic()
+        if now >= self._next_probe:
+            self._next_probe = now + self.probe_s
+            return True
+        return False
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.healthy:
+            log.warning(
+                "rate limits: Redis at %s is unreachable (%s); enforcing limits locally on this replica until it returns",
+                self.address,
+                type(exc).__name__,
+            )
+        self.healthy = False
+        self._next_probe = time.monotonic() + self.probe_s
+
+    def _succeeded(self) -> None:
+        if not self.healthy:
+            log.warning("rate limits: Redis at %s is reachable again; limits are shared across replicas", self.address)
+        self.healthy = True
+
+    async def admit(self, key_id: str, rpm: int | None, tpm: int | None) -> Decision:
+        if self._use_redis():
+            try:
+                decision = await self.redis.admit(key_id, rpm, tpm)
+            except self._errors as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return decision
+        return await self.local.admit(key_id, rpm, tpm)
+
+    async def charge(self, key_id: str, tpm: int | None, tokens: int) -> None:
+        if self._use_redis():
+            try:
+                await self.redis.charge(key_id, tpm, tokens)
+            except self._errors as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return
+        await self.local.charge(key_id, tpm, tokens)
+
+    async def close(self) -> None:
+        try:
+            await self.redis.close()
+        except self._errors:
+            pass
+
+    def describe(self) -> tuple[bool, str]:
+        if self.healthy:
+            return True, f"redis {self.address} (shared)"
+        return True, f"local: redis {self.address} unreachable"

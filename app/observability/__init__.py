@@ -1,0 +1,1 @@
+"""What the service is doing: Prometheus metrics, a structured access log, OpenTelemetry traces."""

@@ -1,0 +1,86 @@
+"""Prometheus metrics, in a registry of the app's own (two apps in one process never collide).
+
+Labels stay bounded whatever clients send: `route` is the route's template (`/v1/models/{model_id}`)
+or `unmatched`, `model` is a name from the models file (from the `X-Slipway-Model` response header,
+set only for served models), `code` is one of the service's error codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from app.providers.registry import ModelRegistry
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+# `*_created` series double the scrape size and no dashboard here uses them.
+disable_created_metrics()
+
+
+class QueueCollector(Collector):
+    """Queue depth read from the models' slots at scrape time: nothing is counted on the hot path."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        waiting = GaugeMetricFamily("slipway_queue_waiting", "Requests waiting for a model slot.", labels=["model"])
+        active = GaugeMetricFamily("slipway_queue_active", "Generations running on a model.", labels=["model"])
+        limit = GaugeMetricFamily("slipway_queue_depth_limit", "Queue depth allowed per model.", labels=["model"])
+        for handle in self.registry.handles.values():
+            waiting.add_metric([handle.name], handle.slots.waiting)
+            active.add_metric([handle.name], handle.slots.active)
+            limit.add_metric([handle.name], handle.slots.depth)
+        yield waiting
+        yield active
+        yield limit
+
+
+class Metrics:
+    def __init__(self, models: ModelRegistry | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "slipway_requests_total", "HTTP requests by route, method, status and model.",
+            ["route", "method", "status", "model"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "slipway_request_duration_seconds", "Time from request to the end of the response (streams included).",
+            ["route", "method"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.ttft = Histogram(
+            "slipway_time_to_first_token_seconds", "Time from the start of a generation (queue wait included) "
+            "to its first token.", ["model"], buckets=TTFT_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.tokens = Counter("slipway_tokens_total", "Tokens by model and type.", ["model", "type"], registry=r)
+        self.queue_wait = Histogram(
+            "slipway_queue_wait_seconds", "Time a generation waited for its model's slot.",
+            ["model"], buckets=WAIT_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_rejections = Counter(
+            "slipway_queue_rejections_total", "Requests refused (429) because the model's queue was full.",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.active_streams = Gauge("slipway_active_streams", "Open SSE responses.", registry=r)
+        self.active_websockets = Gauge("slipway_active_websockets", "Open WebSocket connections.", registry=r)
+        self.provider_errors = Counter(
+            "slipway_provider_errors_total", "Failed generation attempts by model and error code.",
+            ["model", "code"], registry=r,
+        )  # fmt: skip
+        self.retries = Counter("slipway_provider_retries_total", "Retries by model.", ["model"], registry=r)
+        self.fallbacks = Counter(
+            "slipway_provider_fallbacks_total", "Fallbacks from a model to another.", ["model", "fallback"],
+            registry=r,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "slipway_rate_limit_rejections_total", "Requests refused by per-key rate limits.", ["limit"], registry=r
+        )
+        if models is not None:
+            r.register(QueueCollector(models))

@@ -1,0 +1,191 @@
+"""One pure ASGI layer that measures every request: Prometheus counters and histograms, one
+structured access-log line, and (when configured) an OpenTelemetry span.
+
+Logged per request: request id (bound by RequestIdMiddleware), method, path (never the query string,
+which may carry a key), route, status, model, key name (never the key), latency, time to first token,
+tokens. Probes and /metrics log at DEBUG so they do not drown the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import structlog
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.hardening.asgi import route_path
+from app.observability.context import RECORD, RequestRecord
+from app.observability.metrics import Metrics
+from app.observability.tracing import Tracing
+
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+access = structlog.get_logger("slipway.access")
+
+
+def _route(scope: Scope, routes: list[BaseRoute]) -> str:
+    """The route's template; for a request refused before routing (401, 429), the route it asked for."""
+    route = scope.get("route")
+    if route is None:
+        for candidate in routes:
+            match, _ = candidate.matches(scope)
+            if match is not Match.NONE:
+                route = candidate
+                break
+    return getattr(route, "path", None) or "unmatched"
+
+
+def _identity(scope: Scope) -> str:
+    state = scope.get("state")
+    return (state.get("identity") if state else None) or "anonymous"
+
+
+class ObservabilityMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, routes: list[BaseRoute], tracing: Tracing | None = None
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes  # the app's route list (routers included later join the same list)
+        self.tracing = tracing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        record = RequestRecord()
+        token = RECORD.set(record)
+        status = 500
+        streaming = False
+        metrics = self.metrics
+
+        async def measuring_send(message: Message) -> None:
+            nonlocal status, streaming
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for key, value in message.get("headers", ()):
+                    if key == b"x-slipway-model":
+                        record.model = value.decode("latin-1")
+                    elif key == b"content-type" and value.startswith(b"text/event-stream"):
+                        streaming = True
+                        metrics.active_streams.inc()
+            await send(message)
+
+        span = self._start_span(scope) if self.tracing else None
+        try:
+            if span is not None:
+                from opentelemetry import trace
+
+                with trace.use_span(span, end_on_exit=False):
+                    await self.app(scope, receive, measuring_send)
+            else:
+                await self.app(scope, receive, measuring_send)
+        finally:
+            RECORD.reset(token)
+            if streaming:
+                metrics.active_streams.dec()
+            elapsed = time.perf_counter() - started
+            route = _route(scope, self.routes)
+            method = scope["method"]
+            metrics.requests.labels(route, method, str(status), record.model).inc()
+            metrics.latency.labels(route, method).observe(elapsed)
+            self._log(scope, route, status, elapsed, record)
+            if span is not None:
+                self._end_span(span, scope, route, status, record)
+
+    def _log(self, scope: Scope, route: str, status: int, elapsed: float, record: RequestRecord) -> None:
+        path = route_path(scope)
+        level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+        fields: dict[str, Any] = {
+            "method": scope["method"],
+            "path": path,
+            "route": route,
+            "status": status,
+            "key_name": _identity(scope),
+            "latency_ms": round(elapsed * 1000, 2),
+        }
+        if record.model:
+            fields["model"] = record.model
+        if record.ttft_s is not None:
+            fields["ttft_ms"] = round(record.ttft_s * 1000, 2)
+        if record.queue_wait_s is not None:
+            fields["queue_wait_ms"] = round(record.queue_wait_s * 1000, 2)
+        if record.prompt_tokens or record.completion_tokens:
+            fields["prompt_tokens"] = record.prompt_tokens
+            fields["completion_tokens"] = record.completion_tokens
+        client = scope.get("client")
+        if client:
+            fields["client"] = client[0]
+        access.log(level, "request", **fields)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        record = RequestRecord()
+        token = RECORD.set(record)
+        accepted = False
+        close_code: int | None = None
+
+        async def measuring_send(message: Message) -> None:
+            nonlocal accepted, close_code
+            if message["type"] == "websocket.accept" and not accepted:
+                accepted = True
+                self.metrics.active_websockets.inc()
+            elif message["type"] == "websocket.close":
+                close_code = message.get("code", 1000)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, measuring_send)
+        finally:
+            RECORD.reset(token)
+            if accepted:
+                self.metrics.active_websockets.dec()
+            access.info(
+                "websocket",
+                path=route_path(scope),
+                route=_route(scope, self.routes),
+                accepted=accepted,
+                close_code=close_code,
+                key_name=_identity(scope),
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                prompt_tokens=record.prompt_tokens,
+                completion_tokens=record.completion_tokens,
+            )
+
+    def _start_span(self, scope: Scope) -> Any:
+        from opentelemetry import propagate, trace
+
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        assert self.tracing is not None
+        return self.tracing.tracer.start_span(
+            f"{scope['method']} {route_path(scope)}",
+            context=propagate.extract(carrier),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": route_path(scope)},
+        )
+
+    def _end_span(self, span: Any, scope: Scope, route: str, status: int, record: RequestRecord) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.update_name(f"{scope['method']} {route}")
+        span.set_attribute("http.route", route)
+        span.set_attribute("http.response.status_code", status)
+        span.set_attribute("slipway.key_name", _identity(scope))
+        if record.model:
+            span.set_attribute("gen_ai.request.model", record.model)
+            span.set_attribute("gen_ai.usage.input_tokens", record.prompt_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", record.completion_tokens)
+        if record.ttft_s is not None:
+            span.set_attribute("slipway.ttft_s", record.ttft_s)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
