@@ -94,6 +94,7 @@ def image(engine: DockerEngine, timings: dict[str, float]) -> Iterator[str]:
     before = set(engine.images())
     tag = f"slipway-smoke:{uuid.uuid4().hex[:8]}"
     context_wheels = ROOT / "wheels"
+    made_folder = not context_wheels.exists()
     context_wheels.mkdir(exist_ok=True)
     copied = []
     for wheel in sorted(wheel_dir().glob("llama_cpp_python-*.whl")):
@@ -114,6 +115,8 @@ def image(engine: DockerEngine, timings: dict[str, float]) -> Iterator[str]:
     finally:
         for path in copied:
             path.unlink(missing_ok=True)
+        if made_folder and not any(context_wheels.iterdir()):
+            context_wheels.rmdir()
         started = time.monotonic()
         for container in engine.containers():
             engine.docker("rm", "-f", container, check=False)
