@@ -1,5 +1,14 @@
-"""The OpenAPI schema says which operations need a key (bearer auth) and that they may answer 401 and
-429, so generated clients, /docs and schema-driven tests (Schemathesis) know what to expect."""
+"""The OpenAPI schema tells the truth about auth and errors, so generated clients, /docs and
+schema-driven tests (Schemathesis) know what to expect.
+
+- Operations that need a key declare bearer security and may answer 401 and 429 (rate limits).
+- FastAPI documents 422 `HTTPValidationError`; this service answers bad input with 400 and OpenAI's
+  error object (`app/api/errors.py`), so 422 is replaced by 400 with that shape.
+- Streaming operations may answer `text/event-stream`.
+- Operations with path parameters may answer 404; operations that take a body may answer 404 (an
+  unknown model), 413 (body or prompt too large), 429 (queue full), 503 (model not ready or
+  unreachable) and 504 (timeouts).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +36,23 @@ ERROR_SCHEMA = {
         }
     },
 }
+#: One server-sent event (OpenAPI < 3.2: `schema` describes each event): a JSON chunk, or `[DONE]` last.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {"type": "string", "pattern": "^(\\[DONE\\]|\\{[\\s\\S]*\\})$"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+    },
+}
+BODY_RESPONSES = {
+    "404": "Unknown model (or other named resource).",
+    "413": "Request body or prompt too large.",
+    "429": "The model's queue is full (Retry-After).",
+    "503": "The model is loading, not configured or unreachable, or the server is shutting down.",
+    "504": "The model exceeded its first-token or total timeout.",
+}
 AUTH_RESPONSES = {
     "401": "Missing, wrong or revoked API key.",
     "429": "Rate limit reached (Retry-After and x-ratelimit-* headers) or the model's queue is full.",
@@ -38,6 +64,36 @@ def _error_response(description: str) -> dict[str, Any]:
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
     }
+
+
+def _streams(operation: dict[str, Any], path: str, schemas: dict[str, Any]) -> bool:
+    """Streaming operations: `.../stream` routes, and bodies with a `stream` flag (chat completions)."""
+    if path.endswith("/stream"):
+        return True
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    ref = body.get("$ref", "")
+    target = schemas.get(ref.rsplit("/", 1)[-1], {}) if ref else body
+    return "stream" in target.get("properties", {})
+
+
+def _document_stream(operation: dict[str, Any]) -> None:
+    ok = operation["responses"].get("200")
+    if ok is not None:
+        ok.setdefault("content", {}).setdefault(
+            "text/event-stream",
+            {"schema": SSE_EVENT},
+        )
+
+
+def _document_errors(operation: dict[str, Any]) -> None:
+    responses = operation["responses"]
+    if responses.pop("422", None) is not None or operation.get("requestBody") or operation.get("parameters"):
+        responses.setdefault("400", _error_response("Invalid request (OpenAI's error object)."))
+    if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+        responses.setdefault("404", _error_response("Not found."))
+    if operation.get("requestBody"):
+        for status, description in BODY_RESPONSES.items():
+            responses.setdefault(status, _error_response(description))
 
 
 def secure_openapi(app: FastAPI, protect_metrics: bool) -> None:
@@ -55,14 +111,20 @@ def secure_openapi(app: FastAPI, protect_metrics: bool) -> None:
         }
         components.setdefault("schemas", {}).setdefault("ErrorResponse", ERROR_SCHEMA)
         for path, operations in schema.get("paths", {}).items():
-            if is_public(path, metrics_open=not protect_metrics):
-                continue
+            public = is_public(path, metrics_open=not protect_metrics)
             for operation in operations.values():
                 if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                _document_errors(operation)
+                if _streams(operation, path, components.get("schemas", {})):
+                    _document_stream(operation)
+                if public:
                     continue
                 operation["security"] = [{SCHEME: []}]
                 for status, description in AUTH_RESPONSES.items():
                     operation["responses"].setdefault(status, _error_response(description))
+        schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+        schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
         schema["x-slipway-auth"] = True
         app.openapi_schema = schema
         return schema

@@ -1,0 +1,104 @@
+"""Token buckets, OpenAI's rate-limit headers, and the Redis fallback's switching (no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from app.limits.buckets import Decision, LocalLimiter, go_duration
+from app.limits.shared import SharedLimiter, redis_address
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (0.02, "20ms"), (0.0001, "1ms"), (1, "1s"), (1.5, "1.5s"), (59.9994, "59.999s"), (360, "6m0s"), (61.25, "1m1.25s")],
+)
+def test_go_duration(seconds: float, text: str) -> None:
+    assert go_duration(seconds) == text
+
+
+async def test_requests_per_minute_refill_continuously() -> None:
+    clock = FakeClock()
+    limiter = LocalLimiter(clock)
+    results = [(await limiter.admit("k", 3, None)).allowed for _ in range(4)]
+    assert results == [True, True, True, False]
+    clock.now += 20  # 3 per minute: one request every 20 s
+    assert (await limiter.admit("k", 3, None)).allowed
+    assert not (await limiter.admit("k", 3, None)).allowed
+    other = await limiter.admit("other-key", 3, None)
+    assert other.allowed, "each key has its own bucket"
+
+
+async def test_tokens_are_charged_after_the_fact_and_block_while_in_debt() -> None:
+    clock = FakeClock()
+    limiter = LocalLimiter(clock)
+    assert (await limiter.admit("k", None, 600)).allowed
+    await limiter.charge("k", 600, 900)  # a costly answer: 300 tokens of debt
+    refused = await limiter.admit("k", None, 600)
+    assert not refused.allowed and refused.limited_by == "tokens"
+    # 600 per minute = 10 per second: 300 of debt plus one token take 30.1 s
+    assert refused.retry_after_s() == pytest.approx(30.1)
+    clock.now += 31
+    assert (await limiter.admit("k", None, 600)).allowed
+
+
+async def test_headers_say_what_openai_says() -> None:
+    clock = FakeClock()
+    limiter = LocalLimiter(clock)
+    decision = await limiter.admit("k", 60, 1000)
+    headers = {k.decode(): v.decode() for k, v in decision.headers()}
+    assert headers == {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "59",
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-limit-tokens": "1000",
+        "x-ratelimit-remaining-tokens": "1000",
+        "x-ratelimit-reset-tokens": "0s",
+    }
+    for _ in range(59):
+        await limiter.admit("k", 60, 1000)
+    refused = await limiter.admit("k", 60, 1000)
+    error = refused.error()
+    assert error.status_code == 429 and error.headers == {"Retry-After": "1"}
+    assert "requests per minute" in error.message
+
+
+def test_only_limited_dimensions_get_headers() -> None:
+    assert Decision(True, None, None, 0, 0).headers() == []
+    names = [k for k, _ in Decision(True, 5, None, 4, 0).headers()]
+    assert names == [b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests", b"x-ratelimit-reset-requests"]
+
+
+def test_redis_address_never_shows_the_password() -> None:
+    assert redis_address("redis://:s3cret-pass@cache.internal:6380/0") == "cache.internal:6380"
+
+
+async def test_unreachable_redis_falls_back_locally_warns_once_and_probes_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A closed port stands for Redis being down (the fault tests cut a real one with a proxy)."""
+    from tests.servers import free_port
+
+    limiter = SharedLimiter(f"redis://127.0.0.1:{free_port()}/0", probe_s=3600)
+    caplog.set_level(logging.WARNING, "app.limits.shared")
+    try:
+        results = [(await limiter.admit("k", 2, None)).allowed for _ in range(3)]
+        assert results == [True, True, False], "local limits apply while Redis is away"
+        assert not limiter.healthy
+        warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        assert len(warnings) == 1
+        ok, detail = limiter.describe()
+        assert ok and "unreachable" in detail
+    finally:
+        await limiter.close()
+    await asyncio.sleep(0)
