@@ -13,7 +13,7 @@ import pytest
 from lark.exceptions import LarkError
 from pycep import BicepParser
 
-from tests.deploy.conftest import ROOT
+from tests.deploy.tools import ROOT
 
 INFRA = ROOT / "infra"
 MAIN = INFRA / "main.bicep"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.core.models_file import load_models_file
-from tests.deploy.conftest import ROOT, compose_binary, output, run, tool
+from tests.deploy.tools import ROOT, compose_binary, output, run, tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.conftest import ROOT
 from tests.deploy.docker_engine import DockerEngine, EngineError, cache_root, ensure_base_image
+from tests.deploy.tools import ROOT
 
 # The timeout covers the module fixtures too: debootstrap (about 1 min) and the build (2-4 min here).
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(2400)]

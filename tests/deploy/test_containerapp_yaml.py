@@ -10,7 +10,7 @@ import pytest
 import yaml
 from azure.mgmt.appcontainers import models
 
-from tests.deploy.conftest import ROOT
+from tests.deploy.tools import ROOT
 
 YAML_FILE = ROOT / "infra" / "containerapp.yaml"
 PLACEHOLDERS = {

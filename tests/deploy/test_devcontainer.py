@@ -7,7 +7,7 @@ import json
 import json5
 import pytest
 
-from tests.deploy.conftest import ROOT, compose_binary, output, run, tool
+from tests.deploy.tools import ROOT, compose_binary, output, run, tool
 
 DEVCONTAINER = ROOT / ".devcontainer" / "devcontainer.json"
 SCHEMA = ROOT / ".devcontainer" / "devcontainer.schema.json"

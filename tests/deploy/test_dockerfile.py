@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.deploy.conftest import ROOT, output, run, tool
+from tests.deploy.tools import ROOT, output, run, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
 

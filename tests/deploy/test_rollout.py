@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT
+from tests.deploy.tools import ROOT
 
 SCRIPT = ROOT / "infra" / "scripts" / "rollout.py"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.deploy.conftest import ROOT, output, run, tool
+from tests.deploy.tools import ROOT, output, run, tool
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
