@@ -83,6 +83,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     SLIPWAY_LOG_JSON=true \
     SLIPWAY_DATABASE_URL=sqlite+aiosqlite:////data/slipway.db
 
+# Fail the build, not the first start, if the llama.cpp libraries cannot load on this base
+# (a wheel built against a newer glibc or libstdc++, or a missing libgomp).
+RUN python -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
+
 WORKDIR /data
 USER 10001:10001
 EXPOSE 8000
