@@ -81,6 +81,8 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # google-genai logs "AFC is enabled" at INFO on every request: noise, not news.
+    logging.getLogger("google_genai").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

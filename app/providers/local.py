@@ -47,6 +47,21 @@ def packaged_model_path() -> Path:
     return path
 
 
+def available_cpus() -> int:
+    """CPUs this process may really use: affinity, then a cgroup v2 quota (a container's share).
+
+    `os.cpu_count()` is the host's count; a 1-vCPU replica running that many llama threads thrashes.
+    """
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
 _ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 
@@ -120,7 +135,7 @@ class ChatLlamaCpp(BaseChatModel):
                         self._llm = Llama(
                             model_path=str(self.model_path),
                             n_ctx=self.n_ctx,
-                            n_threads=self.n_threads or max(1, (os.cpu_count() or 2)),
+                            n_threads=self.n_threads or available_cpus(),
                             verbose=False,
                         )
                     except (ValueError, RuntimeError) as exc:
@@ -238,10 +253,8 @@ class ChatLlamaCpp(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         run = _Run()
         try:
-            for chunk in self._run(messages, self._params(stop, kwargs), run):
-                if run_manager and chunk.text:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+            # LangChain's stream() reports each chunk to callbacks itself; reporting here too doubles it.
+            yield from self._run(messages, self._params(stop, kwargs), run)
         finally:
             run.cancel.set()
 
@@ -285,8 +298,6 @@ class ChatLlamaCpp(BaseChatModel):
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if run_manager and item.text:
-                    await run_manager.on_llm_new_token(item.text, chunk=item)
                 yield item
         finally:
             run.cancel.set()
