@@ -10,7 +10,6 @@ per `PROBE_S`; the first success logs the recovery and the shared budget is back
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from urllib.parse import urlsplit
@@ -88,7 +87,14 @@ class RedisLimiter:
 
     async def _run(self, key_id: str, rpm: int | None, tpm: int | None, op: str, tokens: int) -> list:
         keys = [f"{KEY_PREFIX}{key_id}:req", f"{KEY_PREFIX}{key_id}:tok"]
-        return await self.script(keys=keys, args=[rpm or 0, tpm or 0, op, tokens])
+        args = [rpm or 0, tpm or 0, op, tokens]
+        try:
+            return await self.script(keys=keys, args=args)
+        except Exception:
+            # Pooled connections may have died while Redis was away (and redis-py on uvloop reports that as
+            # a RuntimeError it does not retry): drop them all and try once more on a fresh connection.
+            await self.client.connection_pool.disconnect()
+            return await self.script(keys=keys, args=args)
 
     async def admit(self, key_id: str, rpm: int | None, tpm: int | None) -> Decision:
         allowed, requests, tokens = await self._run(key_id, rpm, tpm, "admit", 0)
@@ -106,15 +112,15 @@ class SharedLimiter:
     """Redis first; this replica's own buckets while Redis cannot be reached."""
 
     def __init__(self, url: str, *, probe_s: float = PROBE_S) -> None:
-        from redis.exceptions import RedisError
-
         self.address = redis_address(url)
         self.redis = RedisLimiter(url)
         self.local = LocalLimiter()
         self.probe_s = probe_s
         self.healthy = True
         self._next_probe = 0.0
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+        # Any failure falls back, not only RedisError: on a connection cut mid-write redis-py on uvloop
+        # raises a bare RuntimeError ("the handler is closed"); a limiter fault must never be a 500.
+        self._errors: tuple[type[BaseException], ...] = (Exception,)
 
     def _use_redis(self) -> bool:
         if self.healthy:

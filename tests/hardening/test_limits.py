@@ -1,0 +1,132 @@
+"""Rate limits per key on real servers: OpenAI's headers, 429 with Retry-After, tokens charged from
+real usage, one budget shared by two replicas through Redis, and local limits while Redis is cut
+(by a TCP proxy: the machine's Redis itself is never touched beyond our own keys)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from app.auth.keys import generate_key, static_identity
+from app.limits.shared import KEY_PREFIX
+from tests.faults import TcpProxy
+from tests.hardening.conftest import Upstream, bearer, chat_body, server_with, upstream_model
+from tests.servers import SlipwayServer
+
+pytestmark = pytest.mark.slow
+
+
+def post(server: SlipwayServer, key: str, **body: object) -> httpx.Response:
+    return httpx.post(
+        server.url + "/v1/chat/completions", json=chat_body("Hello", **body), headers=bearer(key), timeout=30
+    )
+
+
+@pytest.fixture(scope="module")
+def limited(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SlipwayServer, str]]:
+    key = generate_key()
+    models = [upstream_model("fast", upstream, "words-12-0")]
+    tmp = Path(tmp_path_factory.mktemp("limits"))
+    with server_with(tmp, models, SLIPWAY_API_KEYS=key, SLIPWAY_DEFAULT_RPM="3", SLIPWAY_DEFAULT_TPM="40") as s:
+        yield s, key
+
+
+def test_requests_per_minute_with_openai_headers(limited: tuple[SlipwayServer, str]) -> None:
+    server, key = limited
+    # A GET does not count: only the calls that do work (POST under /v1 and /api).
+    for _ in range(5):
+        assert httpx.get(server.url + "/v1/models", headers=bearer(key)).status_code == 200
+    first = post(server, key, max_tokens=1)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-limit-requests"] == "3"
+    assert first.headers["x-ratelimit-remaining-requests"] == "2"
+    assert first.headers["x-ratelimit-reset-requests"].endswith("s")
+    assert first.headers["x-ratelimit-limit-tokens"] == "40"
+    statuses = [post(server, key, max_tokens=1).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    refused = post(server, key, max_tokens=1)
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    metrics = httpx.get(server.url + "/metrics", headers=bearer(key)).text
+    assert 'slipway_rate_limit_rejections_total{limit="requests"} 2.0' in metrics
+
+
+def test_tokens_per_minute_are_charged_from_usage(upstream: Upstream, tmp_path: Path) -> None:
+    key = generate_key()
+    models = [upstream_model("fast", upstream, "words-12-0")]
+    with server_with(tmp_path, models, SLIPWAY_API_KEYS=key, SLIPWAY_DEFAULT_TPM="20") as server:
+        first = post(server, key)
+        assert first.status_code == 200 and first.headers["x-ratelimit-remaining-tokens"] == "20"
+        used = first.json()["usage"]["total_tokens"]
+        assert 12 <= used < 20
+        second = post(server, key, stream=True)
+        assert second.status_code == 200
+        assert int(second.headers["x-ratelimit-remaining-tokens"]) == 20 - used, "the first answer's tokens counted"
+        third = post(server, key)
+        assert third.status_code == 429, "two answers of 12+ tokens exhaust 20 tokens per minute"
+        assert "tokens per minute" in third.json()["error"]["message"]
+        assert third.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+@pytest.fixture
+def redis_proxy() -> Iterator[TcpProxy]:
+    with TcpProxy(6379) as proxy:
+        yield proxy
+
+
+def readiness_detail(server: SlipwayServer) -> str:
+    return httpx.get(server.url + "/readyz").json()["checks"]["rate_limits"]["detail"]
+
+
+def test_replicas_share_one_budget_and_fall_back_to_local_limits_when_redis_is_cut(
+    upstream: Upstream, redis_proxy: TcpProxy, tmp_path: Path
+) -> None:
+    key = generate_key()
+    models = [upstream_model("fast", upstream, "words-2-0")]
+    env = {
+        "SLIPWAY_API_KEYS": key,
+        "SLIPWAY_DEFAULT_RPM": "2",
+        "SLIPWAY_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}/0",
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    direct = redis.Redis(port=6379)
+    bucket_keys = [f"{KEY_PREFIX}{static_identity(key, None, None).key_id}:{kind}" for kind in ("req", "tok")]
+    try:
+        with server_with(tmp_path / "a", models, **env) as a, server_with(tmp_path / "b", models, **env) as b:
+            # One budget for both replicas: 2 requests per minute in all, not 2 each.
+            statuses = [post(server, key).status_code for server in (a, b, a, b)]
+            assert statuses == [200, 200, 429, 429]
+            assert direct.exists(bucket_keys[0]), "the bucket lives in Redis"
+            assert "shared" in readiness_detail(a)
+
+            redis_proxy.cut()
+            # Redis is gone: replica A keeps serving with its own local bucket (2 per minute here).
+            statuses = [post(a, key).status_code for _ in range(3)]
+            assert statuses == [200, 200, 429]
+            assert "unreachable" in readiness_detail(a)
+            assert httpx.get(a.url + "/readyz").status_code == 200, "a limiter outage is not a service outage"
+            warnings = [line for line in a.log_text().splitlines() if "is unreachable" in line]
+            assert len(warnings) == 1, "one warning, not one per request"
+            assert "enforcing limits locally" in warnings[0]
+
+            redis_proxy.restore()
+            deadline = time.monotonic() + 30
+            while "reachable again" not in a.log_text():
+                assert time.monotonic() < deadline, "replica A never went back to Redis"
+                post(a, key)
+                time.sleep(0.3)
+            assert "shared" in readiness_detail(a)
+            # Shared again: B, which never saw the outage, and A draw from the same (spent) bucket.
+            assert post(b, key).status_code == 429
+    finally:
+        direct.delete(*bucket_keys)
+        direct.close()
