@@ -133,9 +133,10 @@ def test_websocket_header_auth(client: TestClient) -> None:
         assert ws.receive_json()["identity"].startswith("static-")
         ws.send_text("hi")
         assert ws.receive_text() == "echo:hi"
-    with pytest.raises(WebSocketDisconnect), client.websocket_connect(
-        "/v1/ws", headers={"Authorization": "Bearer wrong"}
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect("/v1/ws", headers={"Authorization": "Bearer wrong"}) as ws,
+    ):
         ws.receive_json()
 
 

@@ -21,7 +21,16 @@ class FakeClock:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (0.02, "20ms"), (0.0001, "1ms"), (1, "1s"), (1.5, "1.5s"), (59.9994, "59.999s"), (360, "6m0s"), (61.25, "1m1.25s")],
+    [
+        (0, "0s"),
+        (0.02, "20ms"),
+        (0.0001, "1ms"),
+        (1, "1s"),
+        (1.5, "1.5s"),
+        (59.9994, "59.999s"),
+        (360, "6m0s"),
+        (61.25, "1m1.25s"),
+    ],
 )
 def test_go_duration(seconds: float, text: str) -> None:
     assert go_duration(seconds) == text

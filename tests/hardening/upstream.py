@@ -78,7 +78,11 @@ async def completions(request: Request) -> Response:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": count, "total_tokens": prompt_tokens + count},
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": count,
+                "total_tokens": prompt_tokens + count,
+            },
         }
     )
 
