@@ -9,11 +9,12 @@ tokens. Probes and /metrics log at DEBUG so they do not drown the log.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
 import structlog
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.hardening.asgi import route_path
@@ -25,16 +26,45 @@ QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 access = structlog.get_logger("slipway.access")
 
 
-def _route(scope: Scope, routes: list[BaseRoute]) -> str:
-    """The route's template; for a request refused before routing (401, 429), the route it asked for."""
-    route = scope.get("route")
-    if route is None:
-        for candidate in routes:
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                route = candidate
-                break
-    return getattr(route, "path", None) or "unmatched"
+def _templates(routes: list[BaseRoute]) -> list[tuple[re.Pattern[str], str]]:
+    """Every route's regex and template, flattened (FastAPI >= 0.16x keeps included routers as groups)."""
+    out: list[tuple[re.Pattern[str], str]] = []
+    for route in routes:
+        regex, template = getattr(route, "path_regex", None), getattr(route, "path_format", None)
+        if regex is not None and template:
+            out.append((regex, template))
+            continue
+        contexts = getattr(route, "effective_route_contexts", None)
+        for context in (contexts() if callable(contexts) else contexts) or ():
+            regex, template = getattr(context, "path_regex", None), getattr(context, "path_format", None)
+            if regex is not None and template:
+                out.append((regex, template))
+    return out
+
+
+class RouteNames:
+    """The route template of a request, bounded whatever the path: `unmatched` when no route fits.
+
+    Routed requests carry their route in the scope; for one refused before routing (401, 429) the
+    template is found by matching the path against the app's routes, flattened once on first use.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes  # the app's own list: routers included after install() join it
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def __call__(self, scope: Scope) -> str:
+        route = scope.get("route")
+        template = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if template:
+            return template
+        if self._templates is None:
+            self._templates = _templates(self.routes)
+        path = route_path(scope)
+        for regex, template in self._templates:
+            if regex.match(path):
+                return template
+        return "unmatched"
 
 
 def _identity(scope: Scope) -> str:
@@ -48,7 +78,7 @@ class ObservabilityMiddleware:
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes  # the app's route list (routers included later join the same list)
+        self.route_name = RouteNames(routes)
         self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,7 +124,7 @@ class ObservabilityMiddleware:
             if streaming:
                 metrics.active_streams.dec()
             elapsed = time.perf_counter() - started
-            route = _route(scope, self.routes)
+            route = self.route_name(scope)
             method = scope["method"]
             metrics.requests.labels(route, method, str(status), record.model).inc()
             metrics.latency.labels(route, method).observe(elapsed)
@@ -152,7 +182,7 @@ class ObservabilityMiddleware:
             access.info(
                 "websocket",
                 path=route_path(scope),
-                route=_route(scope, self.routes),
+                route=self.route_name(scope),
                 accepted=accepted,
                 close_code=close_code,
                 key_name=_identity(scope),
