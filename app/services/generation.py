@@ -93,8 +93,8 @@ class GenParams:
             value = getattr(self, key)
             out[key] = value if value is not None else getattr(defaults, key)
         cap = handle.spec.max_tokens_cap
-        if cap and out["max_tokens"]:
-            out["max_tokens"] = min(out["max_tokens"], cap)
+        if cap:  # with no max_tokens anywhere the cap is the limit, or the answer would be unbounded
+            out["max_tokens"] = min(out["max_tokens"], cap) if out["max_tokens"] else cap
         return {k: v for k, v in out.items() if v is not None}
 
 
