@@ -131,21 +131,32 @@ async def _attempt(
     finish: str | None = None
     stream = handle.chat_model.astream(list(messages), **kwargs)
     got_token = False
+    deadline = started + min(first_timeout, total_timeout)
     try:
-        async with asyncio.timeout(min(first_timeout, total_timeout)) as deadline:
-            async for chunk in stream:
-                text = chunk.content if isinstance(chunk.content, str) else chunk.text
-                if chunk.usage_metadata:
-                    usage.prompt_tokens += chunk.usage_metadata.get("input_tokens", 0) or 0
-                    usage.completion_tokens += chunk.usage_metadata.get("output_tokens", 0) or 0
-                reason = _finish_reason(chunk.response_metadata or {})
-                if reason:
-                    finish = reason
-                if text:
-                    if not got_token:
-                        got_token = True
-                        deadline.reschedule(started + total_timeout)
-                    yield Delta(text=text, model=handle.name)
+        while True:
+            # The deadline is applied to each wait for a chunk, in whichever task is consuming: a
+            # streamed response pulls its first event in one task and the rest in another, and an
+            # `asyncio.timeout` around the whole loop would only ever cancel the first.
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                async with asyncio.timeout(remaining):
+                    chunk = await anext(stream)
+            except StopAsyncIteration:
+                break
+            text = chunk.content if isinstance(chunk.content, str) else chunk.text
+            if chunk.usage_metadata:
+                usage.prompt_tokens += chunk.usage_metadata.get("input_tokens", 0) or 0
+                usage.completion_tokens += chunk.usage_metadata.get("output_tokens", 0) or 0
+            reason = _finish_reason(chunk.response_metadata or {})
+            if reason:
+                finish = reason
+            if text:
+                if not got_token:
+                    got_token = True
+                    deadline = started + total_timeout
+                yield Delta(text=text, model=handle.name)
     except TimeoutError:
         phase = "the total" if got_token else "the first-token"
         timeout_error = UpstreamTimeout(
