@@ -43,6 +43,7 @@ class KeyRing:
         self.default_tpm = default_tpm
         self._db: dict[str, Identity] = {}
         self._db_any = False
+        self._db_known = False
         self._loader: Loader | None = None
         self._last_refresh = float("-inf")
         self._inflight: asyncio.Future[None] | None = None
@@ -58,8 +59,12 @@ class KeyRing:
 
     @property
     def enabled(self) -> bool:
-        """Auth is on as soon as any key exists; revoking every database key does not open the service."""
-        return bool(self._static) or self._db_any
+        """Auth is on as soon as any key exists; revoking every database key does not open the service.
+
+        Until the database has answered once, auth is on (fail closed): a database that is down at
+        start-up must not open a service whose keys live in it.
+        """
+        return bool(self._static) or self._db_any or (self._loader is not None and not self._db_known)
 
     @property
     def has_database(self) -> bool:
@@ -114,6 +119,7 @@ class KeyRing:
                 for digest, i in snapshot.active.items()
             }
             self._db_any = snapshot.any_keys or self._db_any
+            self._db_known = True
             if self._db_failing:
                 log.warning("api keys: database reachable again; %d active keys", len(self._db))
             self._db_failing = False

@@ -1,0 +1,114 @@
+"""`python -m app keys ...`: create, list and revoke API keys (joined to the main CLI automatically).
+
+python -m app keys create --name alice --rpm 60 --tpm 20000   # prints the key once
+python -m app keys list [--json]
+python -m app keys revoke alice
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+
+from app.core.config import Settings
+
+cli = typer.Typer(name="keys", help="API keys: create, list, revoke.", no_args_is_help=True)
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    overrides: dict[str, Any] = {}
+    root = ctx.find_root().obj or {}
+    if isinstance(root, dict) and root.get("config") is not None:
+        overrides["config"] = root["config"]
+    return Settings(**overrides)
+
+
+def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(connection)` in one transaction on the configured database."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.auth.store import api_keys
+
+    async def main() -> T:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.begin() as conn:
+                exists = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, api_keys.name))
+                if not exists:
+                    err.print(
+                        "[bold red]error:[/] the database has no api_keys table yet: "
+                        "run `python -m app db upgrade` (or start the service once) first"
+                    )
+                    raise typer.Exit(1)
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@cli.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Who the key is for; shown in logs and metrics.")],
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="Requests per minute (default: none).")] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", min=1, help="Tokens per minute (default: none).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    from app.auth.store import KeyNameTaken, create_key
+
+    name = name.strip()
+    if not name:
+        raise typer.BadParameter("the name must not be empty", param_hint="--name")
+    try:
+        key, record = _run(_settings(ctx), lambda conn: create_key(conn, name=name, rpm=rpm, tpm=tpm))
+    except KeyNameTaken as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if json_out:
+        sys.stdout.write(orjson.dumps({"key": key, **record.as_dict()}).decode() + "\n")
+        return
+    sys.stdout.write(key + "\n")
+    err.print(f"Key [bold]{record.name}[/] created. It is shown only this once: store it now.")
+
+
+@cli.command("list")
+def list_keys(
+    ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
+) -> None:
+    """List keys (name, prefix, limits, state); never the keys themselves."""
+    from app.auth.store import list_keys as load
+
+    records = _run(_settings(ctx), load)
+    if json_out:
+        sys.stdout.write(orjson.dumps([r.as_dict() for r in records]).decode() + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("name", "prefix", "rpm", "tpm", "created", "state")
+    for r in records:
+        state = "active" if r.active else f"revoked {r.revoked_at:%Y-%m-%d %H:%M}"
+        table.add_row(
+            r.name, r.prefix + "...", str(r.rpm or "-"), str(r.tpm or "-"), f"{r.created_at:%Y-%m-%d %H:%M}", state
+        )
+    Console().print(table)
+
+
+@cli.command("revoke")
+def revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke the active key with this name (running services stop accepting it within seconds)."""
+    from app.auth.store import revoke_key
+
+    if not _run(_settings(ctx), lambda conn: revoke_key(conn, name=name)):
+        err.print(f"[bold red]error:[/] no active key named {name!r}")
+        raise typer.Exit(1)
+    err.print(f"Key [bold]{name}[/] revoked.")
