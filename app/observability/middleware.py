@@ -13,17 +13,16 @@ import re
 import time
 from typing import Any
 
-import structlog
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.hardening.asgi import route_path
+from app.observability.access_log import AccessLog, scrubbed
 from app.observability.context import RECORD, RequestRecord
 from app.observability.metrics import Metrics
 from app.observability.tracing import Tracing
 
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-access = structlog.get_logger("slipway.access")
 
 
 def _templates(routes: list[BaseRoute]) -> list[tuple[re.Pattern[str], str]]:
@@ -74,12 +73,31 @@ def _identity(scope: Scope) -> str:
 
 class ObservabilityMiddleware:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, routes: list[BaseRoute], tracing: Tracing | None = None
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        routes: list[BaseRoute],
+        tracing: Tracing | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.route_name = RouteNames(routes)
+        self.access = access_log or AccessLog()
         self.tracing = tracing
+        #: (route, method, status, model) -> metric children; bounded, since every label is.
+        self._cache: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+
+    def _children(self, route: str, method: str, status: int, model: str) -> tuple[Any, Any]:
+        key = (route, method, status, model)
+        children = self._cache.get(key)
+        if children is None:
+            children = self._cache[key] = (
+                self.metrics.requests.labels(route, method, str(status), model),
+                self.metrics.latency.labels(route, method),
+            )
+        return children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -126,8 +144,9 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             route = self.route_name(scope)
             method = scope["method"]
-            metrics.requests.labels(route, method, str(status), record.model).inc()
-            metrics.latency.labels(route, method).observe(elapsed)
+            counter, histogram = self._children(route, method, status, record.model)
+            counter.inc()
+            histogram.observe(elapsed)
             self._log(scope, route, status, elapsed, record)
             if span is not None:
                 self._end_span(span, scope, route, status, record)
@@ -135,12 +154,16 @@ class ObservabilityMiddleware:
     def _log(self, scope: Scope, route: str, status: int, elapsed: float, record: RequestRecord) -> None:
         path = route_path(scope)
         level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+        if not self.access.enabled(level):
+            return
+        state = scope.get("state") or {}
         fields: dict[str, Any] = {
+            "request_id": state.get("request_id"),
             "method": scope["method"],
-            "path": path,
+            "path": scrubbed(path),
             "route": route,
             "status": status,
-            "key_name": _identity(scope),
+            "key_name": state.get("identity") or "anonymous",
             "latency_ms": round(elapsed * 1000, 2),
         }
         if record.model:
@@ -155,7 +178,7 @@ class ObservabilityMiddleware:
         client = scope.get("client")
         if client:
             fields["client"] = client[0]
-        access.log(level, "request", **fields)
+        self.access.write(level, "request", fields)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -179,17 +202,20 @@ class ObservabilityMiddleware:
             RECORD.reset(token)
             if accepted:
                 self.metrics.active_websockets.dec()
-            access.info(
-                "websocket",
-                path=route_path(scope),
-                route=self.route_name(scope),
-                accepted=accepted,
-                close_code=close_code,
-                key_name=_identity(scope),
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                prompt_tokens=record.prompt_tokens,
-                completion_tokens=record.completion_tokens,
-            )
+            if self.access.enabled(logging.INFO):
+                state = scope.get("state") or {}
+                fields = {
+                    "request_id": state.get("request_id"),
+                    "path": scrubbed(route_path(scope)),
+                    "route": self.route_name(scope),
+                    "accepted": accepted,
+                    "close_code": close_code,
+                    "key_name": _identity(scope),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "prompt_tokens": record.prompt_tokens,
+                    "completion_tokens": record.completion_tokens,
+                }
+                self.access.write(logging.INFO, "websocket", fields)
 
     def _start_span(self, scope: Scope) -> Any:
         from opentelemetry import propagate, trace

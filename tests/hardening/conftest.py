@@ -114,7 +114,10 @@ def access_log(server: SlipwayServer) -> list[dict[str, Any]]:
     lines = []
     for line in server.log_text().splitlines():
         if '"slipway.access"' in line:
-            lines.append(orjson.loads(line))
+            try:
+                lines.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                pass  # the line the server is writing right now
     return lines
 
 

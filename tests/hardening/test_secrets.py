@@ -74,7 +74,7 @@ def test_no_key_in_any_log_line_or_response(gemini: StandIn, tmp_path: Path) -> 
         server.stop()  # flush and close the log before reading all of it
         log = server.log_text()
 
-    assert '"level": "debug"' in log and '"logger": "slipway.access"' in log, "the capture holds DEBUG and access lines"
+    assert '"level": "debug"' in log and '"logger":"slipway.access"' in log, "the capture holds DEBUG and access lines"
     texts = [log, repr(streamed.events), *(r.text for r in responses), *(str(r.headers) for r in responses)]
     for secret in (KEY, GEMINI_KEY, WRONG_KEY):
         leaked = sorted({f for f in fragments(secret) for text in texts if f in text})
