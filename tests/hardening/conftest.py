@@ -3,6 +3,7 @@ and SSE clients that time what they see."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import orjson
 import pytest
 
 from app.auth.keys import generate_key
+from app.auth.store import metadata
 from tests.servers import ROOT, SlipwayServer, free_port, write_models_file
 
 SYSTEM = "Answer in one short sentence."
@@ -171,3 +173,25 @@ class Upstream:
 def upstream() -> Iterator[Upstream]:
     with Upstream() as u:
         yield u
+
+
+def make_tables(db: Path) -> None:
+    """The api_keys table (what the storage migrations create on a real deployment)."""
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def create() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        await engine.dispose()
+
+    asyncio.run(create())
+
+
+def keys(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    env["SLIPWAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
+    return subprocess.run(
+        [sys.executable, "-m", "app", "keys", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )

@@ -1,0 +1,81 @@
+"""`python -m app keys` against a real database file, and a running service that honours what it
+writes: database keys work, a revoked key stops working on a running server, a key created while it
+runs works at once, a key's own limits apply and its name (never the key) identifies the caller."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.hardening.conftest import (
+    Upstream,
+    access_log,
+    bearer,
+    chat_body,
+    keys,
+    make_tables,
+    server_with,
+    upstream_model,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_cli_prints_a_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    db = tmp_path / "keys.db"
+    assert keys(db, "list").returncode == 1, "no table yet: a clear error, not a traceback"
+    make_tables(db)
+    created = keys(db, "create", "--name", "alice", "--rpm", "5", "--tpm", "1000")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("sk-slw-") and len(key) == 50 and "shown only this once" in created.stderr
+    assert keys(db, "create", "--name", "alice").returncode == 1, "names are unique among active keys"
+
+    listed = orjson.loads(keys(db, "list", "--json").stdout)
+    assert [(k["name"], k["rpm"], k["tpm"], k["revoked_at"]) for k in listed] == [("alice", 5, 1000, None)]
+    assert key.startswith(listed[0]["prefix"]) and key not in keys(db, "list").stdout
+    with sqlite3.connect(db) as conn:
+        dump = "\n".join(conn.iterdump())
+    assert key not in dump and key[7:] not in dump, "only the hash is stored"
+
+    assert keys(db, "revoke", "alice").returncode == 0
+    assert keys(db, "revoke", "alice").returncode == 1
+    assert keys(db, "create", "--name", "alice").returncode == 0, "a revoked key's name can be reused (rotation)"
+    listed = orjson.loads(keys(db, "list", "--json").stdout)
+    assert [k["revoked_at"] is None for k in listed] == [False, True]
+
+
+def test_running_service_honours_the_database(upstream: Upstream, tmp_path: Path) -> None:
+    db = tmp_path / "service.db"
+    make_tables(db)
+    alice = keys(db, "create", "--name", "alice", "--rpm", "2").stdout.strip()
+    bob = keys(db, "create", "--name", "bob").stdout.strip()
+    models = [upstream_model("fast", upstream, "words-2-0")]
+    (tmp_path / "srv").mkdir()
+    with server_with(tmp_path / "srv", models, SLIPWAY_DATABASE_URL=f"sqlite+aiosqlite:///{db}") as server:
+        chat = server.url + "/v1/chat/completions"
+        assert httpx.get(server.url + "/v1/models").status_code == 401, "keys in the database turn auth on"
+        first = httpx.post(chat, json=chat_body(), headers=bearer(alice))
+        assert first.status_code == 200 and first.headers["x-ratelimit-limit-requests"] == "2", "alice's own rpm"
+        assert httpx.post(chat, json=chat_body(), headers=bearer(alice)).status_code == 200
+        assert httpx.post(chat, json=chat_body(), headers=bearer(alice)).status_code == 429
+        assert httpx.post(chat, json=chat_body(), headers=bearer(bob)).status_code == 200, "bob has his own budget"
+
+        carol = keys(db, "create", "--name", "carol").stdout.strip()
+        time.sleep(1.1)  # the ring re-reads on an unknown key at most once a second
+        assert httpx.get(server.url + "/v1/models", headers=bearer(carol)).status_code == 200, "new keys work at once"
+
+        assert keys(db, "revoke", "bob").returncode == 0
+        deadline = time.monotonic() + 30
+        while httpx.get(server.url + "/v1/models", headers=bearer(bob)).status_code != 401:
+            assert time.monotonic() < deadline, "a revoked key kept working"
+            time.sleep(0.5)
+        assert httpx.get(server.url + "/v1/models", headers=bearer(carol)).status_code == 200
+        names = {line["key_name"] for line in access_log(server) if line.get("status") == 200}
+        assert {"alice", "bob", "carol"} <= names
+        assert not any(k in server.log_text() for k in (alice, bob, carol))
