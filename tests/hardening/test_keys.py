@@ -22,6 +22,7 @@ from tests.hardening.conftest import (
     server_with,
     upstream_model,
 )
+from tests.servers import SlipwayServer, write_models_file
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +80,15 @@ def test_running_service_honours_the_database(upstream: Upstream, tmp_path: Path
         names = {line["key_name"] for line in access_log(server) if line.get("status") == 200}
         assert {"alice", "bob", "carol"} <= names
         assert not any(k in server.log_text() for k in (alice, bob, carol))
+
+
+def test_a_database_key_allows_a_public_bind(upstream: Upstream, tmp_path: Path) -> None:
+    """`check_bind` refuses 0.0.0.0 without keys (tests/unit/test_models_file.py); a database key is a key."""
+    db = tmp_path / "public.db"
+    make_tables(db)
+    key = keys(db, "create", "--name", "ops").stdout.strip()
+    config = write_models_file(tmp_path, {"models": [upstream_model("fast", upstream, "words-1-0")]})
+    env = {"SLIPWAY_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    with SlipwayServer(config=config, env=env, args=["--host", "0.0.0.0"]) as server:
+        assert httpx.get(server.url + "/v1/models").status_code == 401
+        assert httpx.get(server.url + "/v1/models", headers=bearer(key)).status_code == 200
