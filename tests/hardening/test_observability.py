@@ -31,8 +31,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlipwayServer]:
     tmp = Path(tmp_path_factory.mktemp("obs"))
-    models = [upstream_model("fast", upstream, "words-5-0"), upstream_model("broken", upstream, "words-5-0")]
-    models[1]["base_url"] = "http://127.0.0.1:9/v1"  # nothing listens there: provider errors
+    dead = "http://127.0.0.1:9/v1"  # nothing listens there: provider errors
+    models = [
+        upstream_model("fast", upstream, "words-5-0"),
+        {**upstream_model("broken", upstream, "words-5-0"), "base_url": dead, "retries": 1},
+        {**upstream_model("rescued", upstream, "words-5-0"), "base_url": dead, "fallbacks": ["fast"]},
+    ]
     with server_with(tmp, models, SLIPWAY_API_KEYS=KEY) as s:
         yield s
 
@@ -57,20 +61,24 @@ def test_metrics_count_requests_tokens_latency_and_errors(server: SlipwayServer)
     assert stream_chat(server.url, chat_body(model="fast")).done
     assert httpx.post(chat, json=chat_body(model="broken"), headers=bearer()).status_code == 503
     assert httpx.post(chat, json=chat_body(model="fast"), headers=bearer("sk-slw-wrong")).status_code == 401
+    rescued = httpx.post(chat, json=chat_body(model="rescued"), headers=bearer())
+    assert rescued.status_code == 200 and rescued.headers["x-slipway-model"] == "fast"
     after = samples(httpx.get(server.url + "/metrics", headers=bearer()).text)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
     route = "/v1/chat/completions"
-    assert delta("slipway_requests_total", route=route, method="POST", status="200", model="fast") == 2
+    assert delta("slipway_requests_total", route=route, method="POST", status="200", model="fast") == 3
     assert delta("slipway_requests_total", route=route, method="POST", status="401", model="") == 1
-    assert delta("slipway_request_duration_seconds_count", route=route, method="POST") == 4
-    assert delta("slipway_time_to_first_token_seconds_count", model="fast") == 2
-    assert delta("slipway_tokens_total", model="fast", type="completion") == 10
+    assert delta("slipway_request_duration_seconds_count", route=route, method="POST") == 5
+    assert delta("slipway_time_to_first_token_seconds_count", model="fast") == 3
+    assert delta("slipway_tokens_total", model="fast", type="completion") == 15
     assert delta("slipway_tokens_total", model="fast", type="prompt") > 0
-    assert delta("slipway_queue_wait_seconds_count", model="fast") == 2
-    assert delta("slipway_provider_errors_total", model="broken", code="upstream_unreachable") == 1
+    assert delta("slipway_queue_wait_seconds_count", model="fast") == 3
+    assert delta("slipway_provider_errors_total", model="broken", code="upstream_unreachable") == 2, "try + retry"
+    assert delta("slipway_provider_retries_total", model="broken") == 1
+    assert delta("slipway_provider_fallbacks_total", model="rescued", fallback="fast") == 1
     assert value(after, "slipway_queue_waiting", model="fast") == 0
     assert value(after, "slipway_queue_active", model="fast") == 0
     assert value(after, "slipway_active_streams") == 0
