@@ -1,0 +1,191 @@
+"""`python -m eval`: run, score, compare, report. Exit codes: 0 ok, 1 a --fail-under gate failed,
+2 a usage or data error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from eval.datasets import DatasetError
+
+cli = typer.Typer(
+    name="eval",
+    help="Slipway's evaluation harness (BLEU, chrF, ROUGE, METEOR).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err = Console(stderr=True)
+
+FailUnder = Annotated[str | None, typer.Option("--fail-under", help="Gate, e.g. bleu=20,meteor=0.3: exit 1 if below.")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def parse_gate(spec: str | None) -> dict[str, float]:
+    from eval.metrics import ALL
+
+    gates: dict[str, float] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in (*ALL, "exact_match"):
+            _fail(f"--fail-under: {part!r} is not METRIC=NUMBER with METRIC one of {', '.join(ALL)}")
+        try:
+            gates[name] = float(value)
+        except ValueError:
+            _fail(f"--fail-under: {value!r} is not a number")
+    return gates
+
+
+def show_and_gate(summary: dict, gates: dict[str, float]) -> None:
+    table = Table("metric", "value", "95% CI", title=f"{summary['n']} cases, {summary['errors']} errors")
+    for name, m in summary["metrics"].items():
+        ci = f"{m['ci_low']:.4g} to {m['ci_high']:.4g}" if "ci_low" in m else ""
+        table.add_row(name, f"{m['value']:.4g}", ci)
+    out_console.print(table)
+    failed = [
+        f"{k} {summary['metrics'].get(k, {}).get('value', float('nan')):.4g} < {v:g}"
+        for k, v in gates.items()
+        if not summary["metrics"].get(k, {}).get("value", float("-inf")) >= v
+    ]
+    if failed:
+        err.print("[bold red]gate failed:[/] " + "; ".join(failed), highlight=False)
+        raise typer.Exit(1)
+
+
+@cli.command("run")
+def run_cmd(
+    dataset: Annotated[Path, typer.Argument(help="JSONL or CSV dataset.")],
+    target: Annotated[
+        str, typer.Option(help="local | ollama:MODEL | gemini:MODEL | openai:BASE_URL | http(s)://slipway")
+    ],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    model: Annotated[str | None, typer.Option(help="Model name at the target.")] = None,
+    chain: Annotated[
+        str | None, typer.Option(help="Evaluate a chain (chat, summarize, qa) instead of plain chat.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    seed: int = 0,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 128,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")] = False,
+    cache_dir: Path = Path(".eval-cache"),
+    max_errors: Annotated[int | None, typer.Option(min=1, help="Stop after this many failed cases.")] = None,
+    resamples: Annotated[int, typer.Option(min=10)] = 1000,
+    api_key: Annotated[str | None, typer.Option(envvar="SLIPWAY_API_KEY", help="Key for a Slipway URL target.")] = None,
+    fail_under: FailUnder = None,
+) -> None:
+    """Generate an answer per case, score, write results.jsonl, summary.json and report.html."""
+    from eval.datasets import load_dataset
+    from eval.runner import run
+
+    gates = parse_gate(fail_under)
+    try:
+        cases = load_dataset(dataset)
+    except DatasetError as exc:
+        _fail(str(exc))
+    cases = cases[:limit] if limit else cases
+    with Progress(
+        TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("cases", total=len(cases))
+        try:
+            result = run(
+                cases,
+                target=target,
+                out=out,
+                model=model,
+                chain=chain,
+                concurrency=concurrency,
+                seed=seed,
+                params={"max_tokens": max_tokens},
+                use_cache=not no_cache,
+                cache_dir=cache_dir,
+                max_errors=max_errors,
+                resamples=resamples,
+                api_key=api_key,
+                progress=lambda: progress.advance(task),
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+    from eval.datasets import sha256_of
+
+    result.summary["dataset_sha256"] = sha256_of(dataset)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False))
+    show_and_gate(result.summary, gates)
+
+
+@cli.command("score")
+def score_cmd(
+    predictions: Annotated[Path, typer.Argument(help='JSONL: {"id", "prediction", "reference"} per line.')],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    seed: int = 0,
+    resamples: Annotated[int, typer.Option(min=10)] = 1000,
+    fail_under: FailUnder = None,
+) -> None:
+    """Score outputs made elsewhere."""
+    from eval.runner import score
+
+    gates = parse_gate(fail_under)
+    if not predictions.is_file():
+        _fail(f"{predictions}: not found")
+    try:
+        result = score(predictions, out=out, seed=seed, resamples=resamples)
+    except DatasetError as exc:
+        _fail(str(exc))
+    show_and_gate(result.summary, gates)
+
+
+@cli.command("compare")
+def compare_cmd(
+    dir_a: Path,
+    dir_b: Path,
+    out: Annotated[Path | None, typer.Option(help="Write compare.json and compare.html here.")] = None,
+    seed: int = 0,
+) -> None:
+    """B against A: per-metric difference, paired bootstrap p-value, wins and losses."""
+    from eval.compare import compare
+    from eval.report import render_compare
+
+    for d in (dir_a, dir_b):
+        if not (d / "results.jsonl").is_file():
+            _fail(f"{d}: no results.jsonl (not a run directory)")
+    try:
+        result = compare(dir_a, dir_b, seed=seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    table = Table("metric", "B - A", "p", "wins", "losses", title=f"{result['n']} shared cases")
+    for name, m in result["metrics"].items():
+        table.add_row(name, f"{m['delta']:+.4g}", f"{m['p_value']:.3f}", str(m["wins"]), str(m["losses"]))
+    out_console.print(table)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        (out / "compare.html").write_text(render_compare(result), encoding="utf-8")
+
+
+@cli.command("report")
+def report_cmd(run_dir: Path) -> None:
+    """Rebuild report.html from a run directory."""
+    from eval.report import write_report
+
+    if not (run_dir / "summary.json").is_file():
+        _fail(f"{run_dir}: no summary.json (not a run directory)")
+    out_console.print(str(write_report(run_dir)))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,243 @@
+"""Run a dataset against a target, score it, and write results.jsonl, summary.json and report.html."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval import metrics
+from eval.cache import ResponseCache
+from eval.datasets import Case, load_dataset, sha256_of
+
+
+@dataclass
+class Scored:
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def chain_input(case: Case, chain: str) -> dict[str, Any]:
+    """A case's input for a chain: its explicit `input`, else the prompt mapped to the chain's field."""
+    if case.input is not None:
+        return case.input
+    meta = case.metadata
+    if chain == "summarize":
+        return {"text": case.prompt_text, "sentences": int(meta.get("sentences", 1))}
+    if chain == "qa":
+        return {"question": case.prompt_text, "context": meta.get("context", "")}
+    return {"question": case.prompt_text}
+
+
+def score_rows(rows: list[dict[str, Any]], *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Add per-case metrics to rows (errors excluded from scoring) and return the metrics summary."""
+    ok = [r for r in rows if r.get("error") is None]
+    for r in ok:
+        r["metrics"] = metrics.sentence_scores(r["prediction"], r["references"])
+    if not ok:
+        return {}
+    per_case = {k: np.array([r["metrics"][k] for r in ok]) for k in metrics.SENTENCE}
+    summary = metrics.bootstrap(
+        [r["prediction"] for r in ok], [r["references"] for r in ok], per_case, resamples=resamples, seed=seed
+    )
+    for extra in ("exact_match", "length_ratio"):
+        summary[extra] = {"value": float(np.mean([r["metrics"][extra] for r in ok]))}
+    return summary
+
+
+def write_outputs(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    from eval.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.jsonl").open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    write_report(out)
+
+
+async def _generate(
+    cases: Sequence[Case],
+    target: Any,
+    *,
+    params: dict[str, Any],
+    chain: str | None,
+    concurrency: int,
+    cache: ResponseCache | None,
+    max_errors: int | None,
+    progress: Callable[[], None] | None,
+) -> list[dict[str, Any]]:
+    semaphore = asyncio.Semaphore(concurrency)
+    rows: list[dict[str, Any] | None] = [None] * len(cases)
+    errors = 0
+    stop = asyncio.Event()
+
+    async def one(i: int, case: Case) -> None:
+        nonlocal errors
+        messages = case.chat_messages()
+        inp = chain_input(case, chain) if chain else None
+        key = ResponseCache.key(
+            target=target.name, model=target.model, params=params, chain=chain, messages=messages, input=inp
+        )
+        row: dict[str, Any] = {
+            "id": case.id,
+            "prompt": case.prompt_text,
+            "references": case.reference,
+            "prediction": "",
+            "latency_s": None,
+            "usage": None,
+            "error": None,
+            "cached": False,
+        }
+        async with semaphore:
+            if stop.is_set():
+                return
+            hit = cache.get(key) if cache else None
+            if hit is not None:
+                row.update(hit, cached=True)
+            else:
+                try:
+                    ans = await target.answer(messages, params, inp)
+                    row.update(
+                        prediction=ans.text,
+                        latency_s=ans.latency_s,
+                        usage={"prompt_tokens": ans.prompt_tokens, "completion_tokens": ans.completion_tokens},
+                    )
+                    if cache:
+                        cache.put(key, {k: row[k] for k in ("prediction", "latency_s", "usage")})
+                except Exception as exc:  # one failed case is an error on that case; the run goes on
+                    errors += 1
+                    row["error"] = f"{type(exc).__name__}: {exc}"[:500]
+                    if max_errors is not None and errors >= max_errors:
+                        stop.set()
+        rows[i] = row
+        if progress:
+            progress()
+
+    await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
+    return [r for r in rows if r is not None]
+
+
+def run(
+    cases: Sequence[Case] | str | Path,
+    *,
+    target: str,
+    out: str | Path,
+    model: str | None = None,
+    chain: str | None = None,
+    concurrency: int = 4,
+    limit: int | None = None,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    use_cache: bool = True,
+    cache_dir: str | Path = ".eval-cache",
+    max_errors: int | None = None,
+    resamples: int = 1000,
+    api_key: str | None = None,
+    progress: Callable[[], None] | None = None,
+) -> Scored:
+    """Generate an answer per case, score, and write the three files to `out`."""
+    from eval.targets import make_target
+
+    dataset_sha = None
+    if isinstance(cases, (str, Path)):
+        dataset_sha = sha256_of(cases)
+        cases = load_dataset(cases)
+    cases = list(cases)[:limit] if limit else list(cases)
+    params = {"temperature": 0.0, "seed": seed, "max_tokens": 128, **(params or {})}
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    tgt = make_target(target, model, chain, api_key)
+    cache = ResponseCache(Path(cache_dir) / "responses.sqlite") if use_cache else None
+    try:
+        rows = asyncio.run(
+            _generate(
+                cases,
+                tgt,
+                params=params,
+                chain=chain,
+                concurrency=concurrency,
+                cache=cache,
+                max_errors=max_errors,
+                progress=progress,
+            )
+        )
+    finally:
+        if cache:
+            cache.close()
+    summary = {
+        "metrics": score_rows(rows, resamples=resamples, seed=seed),
+        "n": len(rows),
+        "errors": sum(1 for r in rows if r["error"]),
+        "target": target,
+        "model": tgt.model,
+        "chain": chain,
+        "dataset_sha256": dataset_sha,
+        "started": started.isoformat(),
+        "duration_s": round(time.perf_counter() - t0, 3),
+    }
+    write_outputs(Path(out), rows, summary)
+    return Scored(summary=summary, rows=rows)
+
+
+def load_predictions(path: str | Path) -> list[dict[str, Any]]:
+    """`{"id", "prediction", "reference"}` lines (reference a string or list); bad lines named."""
+    from eval.datasets import DatasetError
+
+    rows, problems = [], []
+    for line, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+            refs = data["reference"]
+            refs = [refs] if isinstance(refs, str) else list(refs)
+            if not refs or not all(isinstance(r, str) for r in refs) or not isinstance(data["prediction"], str):
+                raise ValueError("prediction must be a string and reference a string or a list of strings")
+            rows.append(
+                {
+                    "id": str(data.get("id", line)),
+                    "prompt": data.get("prompt", ""),
+                    "prediction": data["prediction"],
+                    "references": refs,
+                    "latency_s": None,
+                    "usage": None,
+                    "error": None,
+                }
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            problems.append(f"{path}:{line}: {exc if not isinstance(exc, KeyError) else f'missing {exc}'}")
+    if problems:
+        raise DatasetError("\n".join(problems))
+    if not rows:
+        raise DatasetError(f"{path}: no predictions")
+    return rows
+
+
+def score(
+    predictions: str | Path | list[dict[str, Any]], *, out: str | Path, seed: int = 0, resamples: int = 1000
+) -> Scored:
+    """Score outputs made elsewhere and write the three files."""
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    sha = sha256_of(predictions) if isinstance(predictions, (str, Path)) else None
+    rows = load_predictions(predictions) if isinstance(predictions, (str, Path)) else predictions
+    summary = {
+        "metrics": score_rows(rows, resamples=resamples, seed=seed),
+        "n": len(rows),
+        "errors": 0,
+        "target": "predictions",
+        "model": None,
+        "dataset_sha256": sha,
+        "started": started.isoformat(),
+        "duration_s": round(time.perf_counter() - t0, 3),
+    }
+    write_outputs(Path(out), rows, summary)
+    return Scored(summary=summary, rows=rows)

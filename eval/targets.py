@@ -1,0 +1,109 @@
+"""Where answers come from: a Slipway URL (its OpenAI API) or a provider run in-process via `app`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class Answer:
+    text: str
+    latency_s: float
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class Target(Protocol):
+    name: str
+    model: str
+
+    async def answer(
+        self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None
+    ) -> Answer: ...
+
+
+def _spec(target: str, model: str | None):
+    from app.core.models_file import DEFAULT_SYSTEM_PROMPT, ModelSpec
+
+    if target == "local":
+        return ModelSpec(name=model or "smollm2", provider="local", system_prompt=DEFAULT_SYSTEM_PROMPT)
+    provider, _, rest = target.partition(":")
+    if provider == "openai":
+        return ModelSpec(name=model or "model", provider="openai", base_url=rest, model=model)
+    if provider in ("ollama", "gemini"):
+        return ModelSpec(name=rest or provider, provider=provider, model=model or rest or None)
+    raise ValueError(f"unknown target {target!r}: use local, ollama:MODEL, gemini:MODEL, openai:BASE_URL or a URL")
+
+
+class InProcessTarget:
+    """A provider through the same code the service serves (app.providers.registry.build_chat_model)."""
+
+    def __init__(self, target: str, model: str | None, chain: str | None) -> None:
+        from app.providers.registry import build_chat_model
+
+        self.spec = _spec(target, model)
+        self.name, self.model = target, self.spec.name
+        self.chat_model = build_chat_model(self.spec)
+        self.chain_name = chain
+        self.chain = None
+        if chain:
+            from app.chains import get_chain
+
+            self.chain = get_chain(chain, self.chat_model)
+
+    async def answer(self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None) -> Answer:
+        from app.protocol import ChatMessage
+        from app.services.completions import to_langchain
+
+        start = time.perf_counter()
+        if self.chain is not None:
+            out = await self.chain.ainvoke(chain_input or {})
+            return Answer(text=str(out), latency_s=time.perf_counter() - start)
+        lc = to_langchain([ChatMessage(**m) for m in messages], self.spec.system_prompt)
+        msg = await self.chat_model.ainvoke(lc, **{k: v for k, v in params.items() if v is not None})
+        usage = msg.usage_metadata or {}
+        return Answer(
+            text=str(msg.content),
+            latency_s=time.perf_counter() - start,
+            prompt_tokens=usage.get("input_tokens"),
+            completion_tokens=usage.get("output_tokens"),
+        )
+
+
+class SlipwayTarget:
+    """A running Slipway through the official OpenAI client (chains through /v1/chains/{name}/invoke)."""
+
+    def __init__(self, url: str, model: str | None, chain: str | None, api_key: str | None) -> None:
+        import openai
+
+        self.name, self.model, self.chain = url, model or "smollm2", chain
+        base = url.rstrip("/")
+        base = base if base.endswith("/v1") else base + "/v1"
+        self.client = openai.AsyncOpenAI(base_url=base, api_key=api_key or "none", max_retries=2)
+
+    async def answer(self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None) -> Answer:
+        start = time.perf_counter()
+        if self.chain:
+            r = await self.client.post(
+                f"/chains/{self.chain}/invoke", body={"input": chain_input or {}, "model": self.model}, cast_to=object
+            )
+            return Answer(text=str(r["output"]), latency_s=time.perf_counter() - start)  # type: ignore[index]
+        out = await self.client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            **{k: v for k, v in params.items() if v is not None},  # type: ignore[arg-type]
+        )
+        return Answer(
+            text=out.choices[0].message.content or "",
+            latency_s=time.perf_counter() - start,
+            prompt_tokens=out.usage.prompt_tokens if out.usage else None,
+            completion_tokens=out.usage.completion_tokens if out.usage else None,
+        )
+
+
+def make_target(target: str, model: str | None = None, chain: str | None = None, api_key: str | None = None) -> Target:
+    if target.startswith(("http://", "https://")):
+        return SlipwayTarget(target, model, chain, api_key)
+    return InProcessTarget(target, model, chain)
