@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,18 @@ def access_log(server: SlipwayServer) -> list[dict[str, Any]]:
             except orjson.JSONDecodeError:
                 pass  # the line the server is writing right now
     return lines
+
+
+def access_line(server: SlipwayServer, match: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+    """The first access-log line that matches; lines are written just after their response ends, so wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in access_log(server):
+            if match(line):
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError("no matching access-log line")
+        time.sleep(0.05)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -102,12 +102,18 @@ def report(name: str, served: list[Outcome], refused: list[Outcome], waits: list
     )
 
 
-def queue_waits(server: SlipwayServer, since: int) -> list[float]:
-    return [
-        line["queue_wait_ms"]
-        for line in access_log(server)[since:]
-        if line.get("path") == "/v1/chat/completions" and line.get("status") == 200 and "queue_wait_ms" in line
-    ]
+def queue_waits(server: SlipwayServer, since: int, expected: int) -> list[float]:
+    """The served requests' queue waits; a line is written just after its response ends, so wait for all."""
+    deadline = time.monotonic() + 30
+    while True:
+        waits = [
+            line["queue_wait_ms"]
+            for line in access_log(server)[since:]
+            if line.get("path") == "/v1/chat/completions" and line.get("status") == 200 and "queue_wait_ms" in line
+        ]
+        if len(waits) >= expected or time.monotonic() > deadline:
+            return waits
+        time.sleep(0.05)
 
 
 async def test_hundred_streaming_clients_complete_or_get_429_at_once(small_queue: SlipwayServer) -> None:
@@ -119,14 +125,14 @@ async def test_hundred_streaming_clients_complete_or_get_429_at_once(small_queue
         served, refused = check_wave(burst)
         assert len(served) >= 1 + QUEUE_DEPTH, "the running slot and the whole queue were used"
         assert refused, "more clients than the queue holds: some must be refused"
-        waits = queue_waits(small_queue, mark)
+        waits = queue_waits(small_queue, mark, len(served))
         assert len(waits) == len(served)
         text = report(f"{CLIENTS} clients at once, queue depth {QUEUE_DEPTH}", served, refused, waits)
         # Wave 2: the same clients arriving 50 ms apart, so the queue fills and drains for a while.
         mark = len(access_log(small_queue))
         spread = await asyncio.gather(*(one_client(client, i, i * 0.05) for i in range(CLIENTS)))
         served2, refused2 = check_wave(spread)
-        waits2 = queue_waits(small_queue, mark)
+        waits2 = queue_waits(small_queue, mark, len(served2))
         assert len(waits2) == len(served2)
         text += report(f"{CLIENTS} clients 50 ms apart", served2, refused2, waits2)
     print(text)

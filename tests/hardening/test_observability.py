@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.hardening.conftest import (
     KEY,
     Upstream,
-    access_log,
+    access_line,
     bearer,
     chat_body,
     server_with,
@@ -92,7 +92,7 @@ def test_access_log_names_the_key_never_the_key(server: SlipwayServer) -> None:
         headers={**bearer(), "X-Request-ID": "trace-me-123"},
     )
     assert r.status_code == 200
-    line = next(entry for entry in access_log(server) if entry.get("request_id") == "trace-me-123")
+    line = access_line(server, lambda entry: entry.get("request_id") == "trace-me-123")
     assert line["status"] == 200 and line["model"] == "fast" and line["route"] == "/v1/chat/completions"
     assert line["key_name"].startswith("static-") and KEY not in str(line)
     assert line["completion_tokens"] == 5 and line["prompt_tokens"] > 0
