@@ -1,0 +1,150 @@
+"""The CLI: gate exit codes 0/1/2, bad data named by file and line, outputs written, compare, report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval import load_dataset
+from eval.datasets import DatasetError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eval", *args], capture_output=True, text=True, timeout=600, cwd=cwd or ROOT
+    )
+
+
+def write_preds(path: Path, good: bool) -> Path:
+    rows = [
+        {
+            "id": "1",
+            "prediction": "The capital of France is Paris." if good else "bananas",
+            "reference": "The capital of France is Paris.",
+        },
+        {
+            "id": "2",
+            "prediction": "Water boils at 100 degrees." if good else "no idea",
+            "reference": ["Water boils at 100 degrees Celsius."],
+        },
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_sample_dataset_is_valid_and_large_enough() -> None:
+    cases = load_dataset(ROOT / "eval/datasets/sample.jsonl")
+    assert len(cases) >= 50
+    assert {c.metadata["task"] for c in cases} == {"factual", "summarization"}
+
+
+def test_score_writes_three_files_and_gate_passes(tmp_path: Path) -> None:
+    out = cli(
+        "score",
+        str(write_preds(tmp_path / "p.jsonl", True)),
+        "--out",
+        str(tmp_path / "o"),
+        "--fail-under",
+        "bleu=20,meteor=0.3",
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "o/summary.json").read_text())
+    assert set(summary["metrics"]) >= {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "rougeLsum", "meteor"}
+    assert {"value", "ci_low", "ci_high"} <= set(summary["metrics"]["bleu"])
+    assert summary["n"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "o/results.jsonl").read_text().splitlines()]
+    assert rows[0]["metrics"]["exact_match"] == 1.0
+    assert "<html" in (tmp_path / "o/report.html").read_text()
+
+
+def test_gate_failure_exits_1_and_names_the_metric(tmp_path: Path) -> None:
+    out = cli(
+        "score",
+        str(write_preds(tmp_path / "p.jsonl", False)),
+        "--out",
+        str(tmp_path / "o"),
+        "--fail-under",
+        "bleu=20,meteor=0.3",
+    )
+    assert out.returncode == 1
+    assert "bleu" in out.stderr and "meteor" in out.stderr
+
+
+@pytest.mark.parametrize("gate", ["bleu", "bleu=x", "nonsense=3"])
+def test_bad_gate_is_usage_error(tmp_path: Path, gate: str) -> None:
+    out = cli("score", str(write_preds(tmp_path / "p.jsonl", True)), "--out", str(tmp_path / "o"), "--fail-under", gate)
+    assert out.returncode == 2
+
+
+def test_bad_dataset_line_named_and_nothing_runs(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "a", "prompt": "hi", "reference": "hello"}\n{"id": "b", "prompt": "x"}\nnot json\n')
+    with pytest.raises(DatasetError) as info:
+        load_dataset(data)
+    assert f"{data}:2: reference" in str(info.value) and f"{data}:3: invalid JSON" in str(info.value)
+    out = cli("run", str(data), "--target", "local", "--out", str(tmp_path / "o"))
+    assert out.returncode == 2
+    assert "d.jsonl:2" in out.stderr.replace("\n", "")
+    assert not (tmp_path / "o").exists()
+
+
+def test_csv_dataset(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("prompt,reference\nWhat is 2+2?,4\n")
+    assert load_dataset(path)[0].reference == ["4"]
+
+
+@pytest.mark.slow
+def test_run_local_then_rerun_from_cache_then_compare(tmp_path: Path) -> None:
+    args = [
+        "run",
+        "eval/datasets/sample.jsonl",
+        "--target",
+        "local",
+        "--limit",
+        "4",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    first = cli(*args, "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    for name in ("results.jsonl", "summary.json", "report.html"):
+        assert (tmp_path / "a" / name).is_file()
+    rows = [json.loads(x) for x in (tmp_path / "a/results.jsonl").read_text().splitlines()]
+    assert all(r["prediction"] and r["error"] is None and not r["cached"] for r in rows)
+    second = cli(*args, "--out", str(tmp_path / "b"))
+    assert second.returncode == 0, second.stderr
+    rows_b = [json.loads(x) for x in (tmp_path / "b/results.jsonl").read_text().splitlines()]
+    assert all(r["cached"] for r in rows_b)
+    assert [r["prediction"] for r in rows_b] == [r["prediction"] for r in rows]
+    cmp = cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c"))
+    assert cmp.returncode == 0, cmp.stderr
+    result = json.loads((tmp_path / "c/compare.json").read_text())
+    assert result["n"] == 4 and result["metrics"]["meteor"]["delta"] == 0
+    assert cli("report", str(tmp_path / "a")).returncode == 0
+
+
+@pytest.mark.slow
+def test_failed_generations_become_case_errors(tmp_path: Path) -> None:
+    out = cli(
+        "run",
+        "eval/datasets/sample.jsonl",
+        "--target",
+        "openai:http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--limit",
+        "3",
+        "--no-cache",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "o/summary.json").read_text())
+    assert summary["errors"] == 3 and summary["n"] == 3

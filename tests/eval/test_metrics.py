@@ -1,0 +1,73 @@
+"""Scores equal the reference libraries called directly, including their published examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sacrebleu
+from nltk.translate.meteor_score import meteor_score
+from rouge_score import rouge_scorer
+
+from eval import metrics
+
+SYS = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]
+REFS = [
+    ["The dog bit the man.", "It was not unexpected.", "The man bit him first."],
+    ["The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."],
+]
+PER_CASE_REFS = [list(r) for r in zip(*REFS, strict=True)]
+
+
+def test_sacrebleu_readme_example() -> None:
+    assert round(metrics.corpus_bleu(SYS, PER_CASE_REFS), 2) == 48.53
+    assert round(metrics.corpus_chrf(SYS, PER_CASE_REFS), 2) == 59.73
+    assert metrics.corpus_bleu(SYS, PER_CASE_REFS) == sacrebleu.corpus_bleu(SYS, REFS).score
+
+
+def test_nltk_meteor_docstring_example() -> None:
+    hyp = "It is a guide to action which ensures that the military always obeys the commands of the party"
+    ref = "It is a guide to action that ensures that the military will forever heed Party commands"
+    assert round(metrics.meteor(hyp, [ref]), 4) == 0.6944
+
+
+def test_meteor_uses_wordnet_synonyms_offline() -> None:
+    assert round(metrics.meteor("the car is quick", ["the car is fast"]), 4) == 0.9922
+    tok = str.split
+    assert metrics.meteor("the car is quick", ["the car is fast"]) == meteor_score(
+        [tok("the car is fast")], tok("the car is quick")
+    )
+
+
+def test_rouge_matches_rouge_score_on_ascii() -> None:
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+    pred, ref = "The quick brown foxes jumped over the lazy dogs", "A quick brown fox jumps over the lazy dog"
+    ours = metrics.rouge(pred, [ref])
+    theirs = scorer.score(ref, pred)
+    for key in ours:
+        assert ours[key] == pytest.approx(theirs[key].fmeasure)
+
+
+def test_rouge_keeps_non_ascii_text() -> None:
+    default = rouge_scorer.RougeScorer(["rouge1"]).score("猫 が 好き", "猫 が 好き")["rouge1"].fmeasure
+    assert default == 0.0  # the library's own tokenizer drops it
+    assert metrics.rouge("猫 が 好き", ["猫 が 好き"])["rouge1"] == 1.0
+
+
+def test_sentence_level_per_case_equals_sacrebleu() -> None:
+    s = metrics.sentence_scores(SYS[0], PER_CASE_REFS[0])
+    assert s["bleu"] == sacrebleu.sentence_bleu(SYS[0], PER_CASE_REFS[0]).score
+    assert s["chrf"] == sacrebleu.sentence_chrf(SYS[0], PER_CASE_REFS[0]).score
+    assert s["exact_match"] == 1.0
+
+
+def test_bootstrap_is_seeded_and_brackets_the_value() -> None:
+    per_case = {
+        k: np.array([metrics.sentence_scores(p, r)[k] for p, r in zip(SYS, PER_CASE_REFS, strict=True)])
+        for k in metrics.SENTENCE
+    }
+    a = metrics.bootstrap(SYS, PER_CASE_REFS, per_case, resamples=200, seed=3)
+    b = metrics.bootstrap(SYS, PER_CASE_REFS, per_case, resamples=200, seed=3)
+    assert a == b
+    assert a["bleu"]["value"] == pytest.approx(48.53, abs=0.01)
+    for m in a.values():
+        assert m["ci_low"] <= m["ci_high"]
