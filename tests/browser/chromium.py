@@ -1,0 +1,36 @@
+"""Headless Debian Chromium through Playwright (Playwright's own browser download fails offline)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextmanager
+def browser() -> Iterator[object]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail("Debian chromium is not installed: run scripts/bootstrap.sh dev (it apt-installs chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="slipway-chromium-") as profile, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield context
+        finally:
+            context.close()
