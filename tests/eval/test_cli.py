@@ -148,3 +148,26 @@ def test_failed_generations_become_case_errors(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "o/summary.json").read_text())
     assert summary["errors"] == 3 and summary["n"] == 3
+
+
+@pytest.mark.slow
+def test_chain_target_uses_the_served_chain(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    text = "The library will open until midnight on weekdays during exam season. Extra rooms can be booked online."
+    data.write_text(
+        json.dumps(
+            {
+                "id": "s1",
+                "prompt": "ignored",
+                "input": {"text": text, "sentences": 1},
+                "reference": "The library opens until midnight during exams.",
+            }
+        )
+        + "\n"
+    )
+    out = cli("run", str(data), "--target", "local", "--chain", "summarize", "--no-cache", "--out", str(tmp_path / "o"))
+    assert out.returncode == 0, out.stderr
+    row = json.loads((tmp_path / "o/results.jsonl").read_text())
+    assert row["error"] is None and row["prediction"].strip()
+    summary = json.loads((tmp_path / "o/summary.json").read_text())
+    assert summary["chain"] == "summarize"
