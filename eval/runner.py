@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from eval import metrics
 from eval.cache import ResponseCache
 from eval.datasets import Case, load_dataset, sha256_of
@@ -36,20 +34,15 @@ def chain_input(case: Case, chain: str) -> dict[str, Any]:
     return {"question": case.prompt_text}
 
 
-def score_rows(rows: list[dict[str, Any]], *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def score_rows(
+    rows: list[dict[str, Any]], *, resamples: int = 1000, seed: int = 0, workers: int | None = None
+) -> dict[str, Any]:
     """Add per-case metrics to rows (errors excluded from scoring) and return the metrics summary."""
     ok = [r for r in rows if r.get("error") is None]
-    for r in ok:
-        r["metrics"] = metrics.sentence_scores(r["prediction"], r["references"])
-    if not ok:
-        return {}
-    per_case = {k: np.array([r["metrics"][k] for r in ok]) for k in metrics.SENTENCE}
-    summary = metrics.bootstrap(
-        [r["prediction"] for r in ok], [r["references"] for r in ok], per_case, resamples=resamples, seed=seed
-    )
-    for extra in ("exact_match", "length_ratio"):
-        summary[extra] = {"value": float(np.mean([r["metrics"][extra] for r in ok]))}
-    return summary
+    batch = metrics.score_batch([r["prediction"] for r in ok], [r["references"] for r in ok], workers=workers)
+    for row, scores in zip(ok, batch.cases, strict=True):
+        row["metrics"] = scores
+    return metrics.summarise(batch, resamples=resamples, seed=seed)
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:

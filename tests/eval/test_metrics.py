@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import sacrebleu
 from nltk.translate.meteor_score import meteor_score
@@ -61,13 +60,11 @@ def test_sentence_level_per_case_equals_sacrebleu() -> None:
 
 
 def test_bootstrap_is_seeded_and_brackets_the_value() -> None:
-    per_case = {
-        k: np.array([metrics.sentence_scores(p, r)[k] for p, r in zip(SYS, PER_CASE_REFS, strict=True)])
-        for k in metrics.SENTENCE
-    }
-    a = metrics.bootstrap(SYS, PER_CASE_REFS, per_case, resamples=200, seed=3)
-    b = metrics.bootstrap(SYS, PER_CASE_REFS, per_case, resamples=200, seed=3)
-    assert a == b
-    assert a["bleu"]["value"] == pytest.approx(48.53, abs=0.01)
-    for m in a.values():
-        assert m["ci_low"] <= m["ci_high"]
+    batch = metrics.score_batch(SYS, PER_CASE_REFS)
+    a = metrics.summarise(batch, resamples=200, seed=3)
+    assert a == metrics.summarise(batch, resamples=200, seed=3)
+    assert a["bleu"]["value"] == sacrebleu.corpus_bleu(SYS, REFS).score
+    assert a["chrf"]["value"] == sacrebleu.corpus_chrf(SYS, REFS).score
+    for name in metrics.ALL:
+        assert a[name]["ci_low"] <= a[name]["value"] <= a[name]["ci_high"], name
+    assert a["bleu"]["ci_low"] < a["bleu"]["ci_high"]
