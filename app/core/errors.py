@@ -31,7 +31,10 @@ class APIError(Exception):
         self.headers = headers or {}
 
     def to_dict(self) -> dict[str, object]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        # Messages may echo client input (a model name) or upstream text: scrub secrets from them too.
+        from app.core.logging import scrub
+
+        return {"error": {"message": scrub(self.message), "type": self.type, "param": self.param, "code": self.code}}
 
 
 class InvalidRequest(APIError):

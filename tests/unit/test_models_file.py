@@ -98,3 +98,12 @@ def test_cli_refuses_public_bind_without_auth(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "refusing to listen on 0.0.0.0 without API keys" in out.stderr.replace("\n", " ")
+
+
+def test_error_messages_are_scrubbed() -> None:
+    from app.core.errors import ModelNotFound
+    from app.core.logging import register_secrets
+
+    register_secrets(["sk-slw-unit-test-secret-123"])
+    body = ModelNotFound("The model 'sk-slw-unit-test-secret-123' does not exist").to_dict()
+    assert "sk-slw-unit-test-secret-123" not in str(body)
