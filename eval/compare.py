@@ -56,7 +56,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, *, resamples: int = 1000, seed
         raise ValueError(f"the runs have different references for case(s) {', '.join(differing[:5])}")
     refs = [a[i]["references"] for i in ids]
     batch_a, batch_b = _batch([a[i] for i in ids], refs), _batch([b[i] for i in ids], refs)
-    idx = metrics.draws(len(ids), resamples, seed)
+    counts = metrics.draws(len(ids), resamples, seed)
     result: dict[str, Any] = {
         "a": str(dir_a),
         "b": str(dir_b),
@@ -73,7 +73,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, *, resamples: int = 1000, seed
             value_a, value_b = batch_a.corpus(name), batch_b.corpus(name)
         else:
             value_a, value_b = float(batch_a.values(name).mean()), float(batch_b.values(name).mean())
-        samples_a, samples_b = metrics.resampled(batch_a, name, idx), metrics.resampled(batch_b, name, idx)
+        samples_a, samples_b = metrics.resampled(batch_a, name, counts), metrics.resampled(batch_b, name, counts)
         low, high = metrics.percentile_ci(samples_b - samples_a)
         per_a, per_b = batch_a.values(name), batch_b.values(name)
         result["metrics"][name] = {

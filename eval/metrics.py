@@ -260,27 +260,34 @@ def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
 
 
 def draws(n: int, resamples: int, seed: int) -> np.ndarray:
-    """Resampled case indices, drawn as sacrebleu's paired bootstrap draws them."""
-    return np.random.default_rng(seed).choice(n, size=(resamples, n), replace=True)
+    """How often each case appears in each resample (resamples x n), drawn as sacrebleu's paired
+    bootstrap draws its case indices; a resample's total is then one matrix product."""
+    idx = np.random.default_rng(seed).choice(n, size=(resamples, n), replace=True)
+    counts = np.empty((resamples, n), dtype=np.float64)
+    for i, row in enumerate(idx):
+        counts[i] = np.bincount(row, minlength=n)
+    return counts
 
 
-def resampled(batch: Batch, name: str, idx: np.ndarray) -> np.ndarray:
-    """The metric on every resample: corpus BLEU/chrF re-summed from statistics, others averaged."""
+def resampled(batch: Batch, name: str, counts: np.ndarray) -> np.ndarray:
+    """The metric on every resample: corpus BLEU/chrF re-scored from summed statistics, others averaged."""
     if name in CORPUS:
-        stats = np.array(batch.stats[name], dtype=np.int64)
-        return np.array([score_from_stats(name, stats[row]) for row in idx])
-    return batch.values(name)[idx].mean(axis=1)
+        # Integer counts times integer statistics: exact in float64, so the sums are sacrebleu's.
+        sums = np.rint(counts @ np.array(batch.stats[name], dtype=np.float64)).astype(np.int64)
+        metric = _bleu() if name == "bleu" else _chrf()
+        return np.array([metric._compute_score_from_stats(row).score for row in sums])
+    return counts @ batch.values(name) / counts.shape[1]
 
 
 def summarise(batch: Batch, *, resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, float]]:
     """Point value and seeded 95% percentile bootstrap interval for every metric."""
     if not batch.cases:
         return {}
-    idx = draws(len(batch.cases), resamples, seed)
+    counts = draws(len(batch.cases), resamples, seed)
     out: dict[str, dict[str, float]] = {}
     for name in ALL:
         value = batch.corpus(name) if name in CORPUS else float(batch.values(name).mean())
-        low, high = percentile_ci(resampled(batch, name, idx))
+        low, high = percentile_ci(resampled(batch, name, counts))
         out[name] = {"value": value, "ci_low": low, "ci_high": high}
     for name in EXTRA:
         out[name] = {"value": float(batch.values(name).mean())}
