@@ -9,10 +9,17 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from eval.datasets import DatasetError
+from eval.datasets import DatasetError, sha256_of
 
 cli = typer.Typer(
     name="eval",
@@ -99,7 +106,14 @@ def run_cmd(
         _fail(str(exc))
     cases = cases[:limit] if limit else cases
     with Progress(
-        TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
+        TextColumn("evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
     ) as progress:
         task = progress.add_task("cases", total=len(cases))
         try:
@@ -118,13 +132,22 @@ def run_cmd(
                 resamples=resamples,
                 api_key=api_key,
                 progress=lambda: progress.advance(task),
+                dataset_sha256=sha256_of(dataset),
             )
         except ValueError as exc:
             _fail(str(exc))
-    from eval.datasets import sha256_of
-
-    result.summary["dataset_sha256"] = sha256_of(dataset)
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False))
+        except KeyboardInterrupt:
+            done = int(progress.tasks[0].completed)
+            kept = f"the {done} answers so far are cached in {cache_dir}" if not no_cache else "nothing was kept"
+            err.print(f"[yellow]interrupted:[/] {kept}; run the same command again to resume.", highlight=False)
+            raise typer.Exit(130) from None
+    if result.summary["stopped_at_max_errors"]:
+        err.print(
+            f"[bold red]stopped:[/] {result.summary['errors']} failed cases reached --max-errors; "
+            f"partial results in {out}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
     show_and_gate(result.summary, gates)
 
 

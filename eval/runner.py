@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from eval import metrics
 from eval.cache import ResponseCache
 from eval.datasets import Case, load_dataset, sha256_of
@@ -45,6 +47,27 @@ def score_rows(
     return metrics.summarise(batch, resamples=resamples, seed=seed)
 
 
+def usage_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Latency (seconds, answers generated in this run; cached ones keep their first latency) and tokens."""
+    latencies = np.array([r["latency_s"] for r in rows if r.get("latency_s") is not None], dtype=float)
+    usage = [r["usage"] or {} for r in rows if r.get("usage")]
+    tokens = {
+        k: (sum(u[k] for u in usage if u.get(k) is not None) if any(u.get(k) is not None for u in usage) else None)
+        for k in ("prompt_tokens", "completion_tokens")
+    }
+    latency = (
+        {
+            "mean": float(latencies.mean()),
+            "p50": float(np.percentile(latencies, 50)),
+            "p95": float(np.percentile(latencies, 95)),
+            "max": float(latencies.max()),
+        }
+        if latencies.size
+        else None
+    )
+    return {"latency_s": latency, "usage": tokens}
+
+
 def write_outputs(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     from eval.report import write_report
 
@@ -66,7 +89,8 @@ async def _generate(
     cache: ResponseCache | None,
     max_errors: int | None,
     progress: Callable[[], None] | None,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], bool]:
+    """Answers in dataset order; True when --max-errors stopped the run (unstarted cases are left out)."""
     semaphore = asyncio.Semaphore(concurrency)
     rows: list[dict[str, Any] | None] = [None] * len(cases)
     errors = 0
@@ -115,7 +139,7 @@ async def _generate(
             progress()
 
     await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
-    return [r for r in rows if r is not None]
+    return [r for r in rows if r is not None], stop.is_set()
 
 
 def run(
@@ -135,11 +159,16 @@ def run(
     resamples: int = 1000,
     api_key: str | None = None,
     progress: Callable[[], None] | None = None,
+    dataset_sha256: str | None = None,
 ) -> Scored:
-    """Generate an answer per case, score, and write the three files to `out`."""
+    """Generate an answer per case, score, and write the three files to `out`.
+
+    Every answer is cached as it arrives (unless `use_cache` is off): an interrupted run (Ctrl-C raises
+    KeyboardInterrupt here) resumes from the cache when run again.
+    """
     from eval.targets import make_target
 
-    dataset_sha = None
+    dataset_sha = dataset_sha256
     if isinstance(cases, (str, Path)):
         dataset_sha = sha256_of(cases)
         cases = load_dataset(cases)
@@ -150,7 +179,7 @@ def run(
     tgt = make_target(target, model, chain, api_key)
     cache = ResponseCache(Path(cache_dir) / "responses.sqlite") if use_cache else None
     try:
-        rows = asyncio.run(
+        rows, stopped = asyncio.run(
             _generate(
                 cases,
                 tgt,
@@ -169,6 +198,9 @@ def run(
         "metrics": score_rows(rows, resamples=resamples, seed=seed),
         "n": len(rows),
         "errors": sum(1 for r in rows if r["error"]),
+        "stopped_at_max_errors": stopped,
+        "cached": sum(1 for r in rows if r.get("cached")),
+        **usage_summary(rows),
         "target": target,
         "model": tgt.model,
         "chain": chain,
@@ -226,6 +258,7 @@ def score(
         "metrics": score_rows(rows, resamples=resamples, seed=seed),
         "n": len(rows),
         "errors": 0,
+        **usage_summary(rows),
         "target": "predictions",
         "model": None,
         "dataset_sha256": sha,

@@ -73,28 +73,50 @@ class InProcessTarget:
 
 
 class SlipwayTarget:
-    """A running Slipway through the official OpenAI client (chains through /v1/chains/{name}/invoke)."""
+    """A running Slipway through the official OpenAI client; chains through /v1/chains/{name}/invoke.
+
+    GET /v1/models is asked first, so a wrong key or an unknown model stops the run before any case
+    (a usage error) instead of failing every case; with no --model, the first listed model is used.
+    """
 
     def __init__(self, url: str, model: str | None, chain: str | None, api_key: str | None) -> None:
         import openai
 
-        self.name, self.model, self.chain = url, model or "smollm2", chain
+        self.name, self.chain = url, chain
         base = url.rstrip("/")
         base = base if base.endswith("/v1") else base + "/v1"
         self.client = openai.AsyncOpenAI(base_url=base, api_key=api_key or "none", max_retries=2)
+        self.model = self._check_model(base, api_key, model)
+
+    @staticmethod
+    def _check_model(base: str, api_key: str | None, model: str | None) -> str:
+        import openai
+
+        with openai.OpenAI(base_url=base, api_key=api_key or "none", max_retries=2) as client:
+            try:
+                served = [m.id for m in client.models.list().data]
+            except openai.OpenAIError as exc:
+                raise ValueError(f"{base}/models: {type(exc).__name__}: {exc}") from None
+        if not served:
+            raise ValueError(f"{base}/models lists no model")
+        if model is not None and model not in served:
+            raise ValueError(f"model {model!r} is not served at {base}; it serves: {', '.join(served)}")
+        return model or served[0]
 
     async def answer(self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None) -> Answer:
         start = time.perf_counter()
+        sent = {k: v for k, v in params.items() if v is not None}
         if self.chain:
-            r = await self.client.post(
-                f"/chains/{self.chain}/invoke", body={"input": chain_input or {}, "model": self.model}, cast_to=object
+            body = {"input": chain_input or {}, "model": self.model, "params": sent}
+            r: Any = await self.client.post(f"/chains/{self.chain}/invoke", body=body, cast_to=object)
+            usage = r.get("usage") or {}
+            return Answer(
+                text=str(r["output"]),
+                latency_s=time.perf_counter() - start,
+                prompt_tokens=usage.get("prompt_tokens"),
+                completion_tokens=usage.get("completion_tokens"),
             )
-            return Answer(text=str(r["output"]), latency_s=time.perf_counter() - start)  # type: ignore[index]
-        out = await self.client.chat.completions.create(
-            model=self.model,
-            messages=messages,
-            **{k: v for k, v in params.items() if v is not None},  # type: ignore[arg-type]
-        )
+        out = await self.client.chat.completions.create(model=self.model, messages=messages, **sent)  # type: ignore[arg-type]
         return Answer(
             text=out.choices[0].message.content or "",
             latency_s=time.perf_counter() - start,
