@@ -57,12 +57,13 @@ def parse_gate(spec: str | None) -> dict[str, float]:
     return gates
 
 
-def show_and_gate(summary: dict, gates: dict[str, float]) -> None:
+def show_and_gate(summary: dict, gates: dict[str, float], out: Path) -> None:
     table = Table("metric", "value", "95% CI", title=f"{summary['n']} cases, {summary['errors']} errors")
     for name, m in summary["metrics"].items():
         ci = f"{m['ci_low']:.4g} to {m['ci_high']:.4g}" if "ci_low" in m else ""
         table.add_row(name, f"{m['value']:.4g}", ci)
     out_console.print(table)
+    err.print(f"results.jsonl, summary.json and report.html in {out}", highlight=False)
     failed = [
         f"{k} {summary['metrics'].get(k, {}).get('value', float('nan')):.4g} < {v:g}"
         for k, v in gates.items()
@@ -148,7 +149,7 @@ def run_cmd(
             highlight=False,
         )
         raise typer.Exit(1)
-    show_and_gate(result.summary, gates)
+    show_and_gate(result.summary, gates, out)
 
 
 @cli.command("score")
@@ -169,44 +170,57 @@ def score_cmd(
         result = score(predictions, out=out, seed=seed, resamples=resamples)
     except DatasetError as exc:
         _fail(str(exc))
-    show_and_gate(result.summary, gates)
+    show_and_gate(result.summary, gates, out)
 
 
 @cli.command("compare")
 def compare_cmd(
-    dir_a: Path,
-    dir_b: Path,
-    out: Annotated[Path | None, typer.Option(help="Write compare.json and compare.html here.")] = None,
+    dir_a: Annotated[Path, typer.Argument(help="Run directory A (the baseline).")],
+    dir_b: Annotated[Path, typer.Argument(help="Run directory B (the candidate).")],
+    out: Annotated[Path | None, typer.Option(help="Write compare.json and report.html here.")] = None,
     seed: int = 0,
+    resamples: Annotated[int, typer.Option(min=10)] = 1000,
 ) -> None:
-    """B against A: per-metric difference, paired bootstrap p-value, wins and losses."""
+    """B against A on their shared cases: per-metric difference with a paired bootstrap p-value, wins, losses."""
     from eval.compare import compare
-    from eval.report import render_compare
+    from eval.report import write_report
 
     for d in (dir_a, dir_b):
         if not (d / "results.jsonl").is_file():
             _fail(f"{d}: no results.jsonl (not a run directory)")
     try:
-        result = compare(dir_a, dir_b, seed=seed)
+        result = compare(dir_a, dir_b, seed=seed, resamples=resamples)
     except ValueError as exc:
         _fail(str(exc))
-    table = Table("metric", "B - A", "p", "wins", "losses", title=f"{result['n']} shared cases")
+    table = Table(title=f"B against A: {result['n']} shared cases, paired bootstrap")
+    for head in ("metric", "A", "B", "B - A", "95% CI", "p", "better", "worse"):
+        table.add_column(head, no_wrap=True, justify="left" if head == "metric" else "right")
     for name, m in result["metrics"].items():
-        table.add_row(name, f"{m['delta']:+.4g}", f"{m['p_value']:.3f}", str(m["wins"]), str(m["losses"]))
+        colour = "green" if m["delta"] > 0 else "red" if m["delta"] < 0 else "white"
+        table.add_row(
+            name,
+            f"{m['a']:.3g}",
+            f"{m['b']:.3g}",
+            f"[{colour}]{m['delta']:+.3g}[/]",
+            f"{m['ci_low']:+.3g}..{m['ci_high']:+.3g}",
+            f"{m['p_value']:.3f}",
+            str(m["wins"]),
+            str(m["losses"]),
+        )
     out_console.print(table)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-        (out / "compare.html").write_text(render_compare(result), encoding="utf-8")
+        out_console.print(str(write_report(out)))
 
 
 @cli.command("report")
-def report_cmd(run_dir: Path) -> None:
-    """Rebuild report.html from a run directory."""
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, or a compare --out directory.")]) -> None:
+    """Rebuild report.html from a run directory (summary.json, results.jsonl) or a comparison's compare.json."""
     from eval.report import write_report
 
-    if not (run_dir / "summary.json").is_file():
-        _fail(f"{run_dir}: no summary.json (not a run directory)")
+    if not (run_dir / "summary.json").is_file() and not (run_dir / "compare.json").is_file():
+        _fail(f"{run_dir}: no summary.json or compare.json (not a run or comparison directory)")
     out_console.print(str(write_report(run_dir)))
 
 

@@ -1,4 +1,11 @@
-"""One self-contained report.html per run (plots embedded as base64 PNG; no network, no scripts)."""
+"""Self-contained HTML reports: one file, plots embedded as base64 PNG, no script, no network.
+
+A run's report.html: headline numbers with their intervals, a forest plot of every metric with its
+95% CI, the distribution of each metric over cases, latency and tokens, the worst cases, errors, and
+every case with prediction and references side by side. A comparison's report.html: B - A per metric
+with its paired-bootstrap interval and p-value, wins and losses, per-case difference distributions,
+and the cases that moved most.
+"""
 
 from __future__ import annotations
 
@@ -9,119 +16,334 @@ import json
 from pathlib import Path
 from typing import Any
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1rem 0;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;
-vertical-align:top;text-align:left}th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
-img{max-width:100%}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:1rem}
-.err{color:#a00}.pos{color:#070}.neg{color:#a00}"""
+from eval.metrics import ALL, CORPUS
+
+LABELS = {
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+    "rougeLsum": "ROUGE-Lsum",
+    "meteor": "METEOR",
+    "exact_match": "exact match",
+    "length_ratio": "length ratio",
+}
+TABLE_METRICS = ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "meteor")
+BLUE, ORANGE, GREY = "#3b6fb6", "#d9822b", "#8a8f98"
+
+STYLE = """
+:root{--fg:#1d2330;--muted:#5b6472;--line:#dde1e7;--bg:#f6f7f9;--blue:#3b6fb6;--good:#1f7a3f;--bad:#b3261e}
+*{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);
+margin:0;background:#fff}main{max-width:1280px;margin:0 auto;padding:1.5rem 2rem 4rem}
+h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.15rem;margin:2.2rem 0 .6rem;border-bottom:1px solid var(--line);
+padding-bottom:.3rem}.meta{color:var(--muted);margin:.2rem 0 1rem}.meta code{font-size:.85em}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.7rem;margin:1rem 0}
+.card{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem}
+.card .k{color:var(--muted);font-size:.8rem;text-transform:uppercase;letter-spacing:.03em}
+.card .v{font-size:1.45rem;font-weight:600;font-variant-numeric:tabular-nums}
+.card .ci{color:var(--muted);font-size:.8rem;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
+th,td{border-bottom:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:var(--bg);position:sticky;top:0}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}td.text{max-width:30rem;white-space:pre-wrap;overflow-wrap:anywhere}
+.refs{margin:0;padding-left:1rem}.err{color:var(--bad)}.pos{color:var(--good)}.neg{color:var(--bad)}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1rem}
+figure{margin:0}img{max-width:100%;height:auto}figcaption{color:var(--muted);font-size:.85rem}
+.note{color:var(--muted);font-size:.85rem}
+"""
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; also keeps a notebook's backend untouched for this figure
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    _plt().close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _histograms(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    import matplotlib
+def _scale(name: str) -> float:
+    """BLEU and chrF print 0-100 (sacrebleu's scale); plots that mix metrics use 0-1."""
+    return 100.0 if name in CORPUS else 1.0
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from eval.metrics import ALL
+def _forest(items: list[tuple[str, float, float | None, float | None]], *, title: str, centre: float | None) -> str:
+    """Point and 95% interval per metric, on one 0-1 axis (BLEU and chrF divided by 100)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(items) + 0.9))
+    for y, (_label, value, low, high) in enumerate(reversed(items)):
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color=BLUE, lw=2.2, solid_capstyle="round")
+        ax.plot([value], [y], "o", color=ORANGE if centre is not None and value < centre else BLUE, ms=6)
+    ax.set_yticks(range(len(items)), [label for label, *_ in reversed(items)])
+    if centre is not None:
+        ax.axvline(centre, color=GREY, lw=1, ls="--")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
 
-    out = []
-    scored = [r for r in rows if r.get("metrics")]
-    for name in ALL:
-        fig, ax = plt.subplots(figsize=(3.6, 2.4))
-        ax.hist([r["metrics"][name] for r in scored], bins=20, color="#4a7fb5")
-        ax.set_title(f"{name} per case")
-        out.append((name, _png(fig)))
-        plt.close(fig)
-    return out
+
+def _histogram(values: list[float], *, title: str, lo: float, hi: float, mark: float | None) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(3.8, 2.3))
+    ax.hist(values, bins=20, range=(lo, hi), color=BLUE, edgecolor="white")
+    if mark is not None:
+        ax.axvline(mark, color=ORANGE, lw=1.6)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("cases", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+# ---------------------------------------------------------------- html pieces
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
 
 
 def _page(title: str, body: str) -> str:
     return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
-        f"content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        "<link rel=icon href='data:,'>"  # no favicon request, so no console error from file://
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>"
     )
 
 
-def render_run(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    e = html.escape
-    parts = [
-        f"<h1>Evaluation: {e(str(summary.get('target')))} / {e(str(summary.get('model')))}</h1>",
-        f"<p>{summary.get('n')} cases, {summary.get('errors')} errors, {summary.get('duration_s')} s, "
-        f"started {e(str(summary.get('started')))}</p>",
-        "<h2>Summary</h2><table><tr><th>metric</th><th>value</th><th>95% CI</th></tr>",
-    ]
-    for name, m in summary.get("metrics", {}).items():
-        ci = f"{m['ci_low']:.4g} to {m['ci_high']:.4g}" if "ci_low" in m else ""
-        parts.append(f"<tr><td>{e(name)}</td><td class=num>{m['value']:.4g}</td><td class=num>{ci}</td></tr>")
-    parts.append("</table><h2>Distributions</h2><div class=grid>")
-    parts += [f"<img alt='{e(n)} distribution' src='{src}'>" for n, src in _histograms(rows)]
-    parts.append("</div><h2>Worst cases (METEOR)</h2>")
-    scored = sorted((r for r in rows if r.get("metrics")), key=lambda r: r["metrics"]["meteor"])
-    parts.append(_case_table(scored[:10]))
-    errors = [r for r in rows if r.get("error")]
-    if errors:
-        parts.append("<h2>Errors</h2><table><tr><th>id</th><th>error</th></tr>")
-        parts += [f"<tr><td>{e(r['id'])}</td><td class=err>{e(r['error'])}</td></tr>" for r in errors]
-        parts.append("</table>")
-    parts.append("<h2>All cases</h2>" + _case_table(rows))
-    return _page("Slipway evaluation", "".join(parts))
+def _figure(src: str, caption: str) -> str:
+    return f"<figure><img alt='{_e(caption)}' src='{src}'><figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def _refs(refs: list[str]) -> str:
+    if len(refs) == 1:
+        return _e(refs[0])
+    return "<ol class=refs>" + "".join(f"<li>{_e(r)}</li>" for r in refs) + "</ol>"
 
 
 def _case_table(rows: list[dict[str, Any]]) -> str:
-    e = html.escape
-    out = [
-        "<table><tr><th>id</th><th>prompt</th><th>prediction</th><th>reference</th><th>BLEU</th><th>ROUGE-L</th>"
-        "<th>METEOR</th></tr>"
-    ]
+    heads = "".join(f"<th class=num>{LABELS[k]}</th>" for k in TABLE_METRICS)
+    out = [f"<table><tr><th>id</th><th>prompt</th><th>prediction</th><th>reference(s)</th>{heads}</tr>"]
     for r in rows:
         m = r.get("metrics") or {}
-        cells = "".join(
-            f"<td class=num>{m[k]:.3g}</td>" if k in m else "<td></td>" for k in ("bleu", "rougeL", "meteor")
-        )
+        if r.get("error"):
+            cells = f"<td class=err colspan={len(TABLE_METRICS)}>{_e(r['error'])}</td>"
+            prediction = ""
+        else:
+            cells = "".join(f"<td class=num>{_fmt(m.get(k), 3)}</td>" for k in TABLE_METRICS)
+            prediction = _e(r.get("prediction"))
         out.append(
-            f"<tr><td>{e(str(r['id']))}</td><td>{e(r.get('prompt') or '')}</td><td>{e(r.get('prediction') or '')}</td>"
-            f"<td>{e(' | '.join(r.get('references') or []))}</td>{cells}</tr>"
+            f"<tr><td>{_e(r['id'])}</td><td class=text>{_e(r.get('prompt'))}</td>"
+            f"<td class=text>{prediction}</td><td class=text>{_refs(r.get('references') or [])}</td>{cells}</tr>"
         )
     out.append("</table>")
     return "".join(out)
 
 
-def render_compare(result: dict[str, Any]) -> str:
-    e = html.escape
+# ---------------------------------------------------------------- a run
+
+
+def render_run(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    metrics = summary.get("metrics") or {}
+    scored = [r for r in rows if r.get("metrics")]
+    errors = [r for r in rows if r.get("error")]
+    what = " / ".join(str(x) for x in (summary.get("target"), summary.get("model"), summary.get("chain")) if x)
     parts = [
-        f"<h1>Comparison</h1><p>A = {e(result['a'])}<br>B = {e(result['b'])}<br>{result['n']} shared cases</p>",
-        "<table><tr><th>metric</th><th>B - A</th><th>p (paired bootstrap)</th><th>wins</th><th>losses</th>"
-        "<th>ties</th></tr>",
+        f"<h1>Evaluation: {_e(what)}</h1>",
+        f"<p class=meta>{summary.get('n')} cases, {summary.get('errors', 0)} errors"
+        + (", stopped at --max-errors" if summary.get("stopped_at_max_errors") else "")
+        + (f", {summary['cached']} answers from the cache" if summary.get("cached") else "")
+        + f" &middot; started {_e(summary.get('started'))}, {_e(summary.get('duration_s'))} s"
+        + (
+            f" &middot; dataset sha256 <code>{_e(summary['dataset_sha256'][:12])}</code>"
+            if summary.get("dataset_sha256")
+            else ""
+        )
+        + "</p>",
     ]
-    for name, m in result["metrics"].items():
-        cls = "pos" if m["delta"] > 0 else "neg" if m["delta"] < 0 else ""
+    if not metrics:
+        parts.append("<p class=err>No case was scored.</p>")
+    else:
+        parts.append("<div class=cards>")
+        for name in (*ALL, "exact_match"):
+            m = metrics.get(name)
+            if m is None:
+                continue
+            ci = f"95% CI {_fmt(m['ci_low'])} &ndash; {_fmt(m['ci_high'])}" if "ci_low" in m else "&nbsp;"
+            parts.append(
+                f"<div class=card><div class=k>{LABELS[name]}</div><div class=v>{_fmt(m['value'])}</div>"
+                f"<div class=ci>{ci}</div></div>"
+            )
+        parts.append("</div><h2>Summary</h2>")
         parts.append(
-            f"<tr><td>{e(name)}</td><td class='num {cls}'>{m['delta']:+.4g}</td><td class=num>{m['p_value']:.3f}</td>"
-            f"<td class=num>{m['wins']}</td><td class=num>{m['losses']}</td><td class=num>{m['ties']}</td></tr>"
+            "<table><tr><th>metric</th><th class=num>value</th><th class=num>95% CI low</th>"
+            "<th class=num>95% CI high</th><th>scale</th></tr>"
         )
-    parts.append(
-        "</table><h2>Per case (METEOR difference)</h2><table><tr><th>id</th><th>prompt</th><th>A</th><th>B</th>"
-        "<th>Δ METEOR</th></tr>"
-    )
-    for c in sorted(result["cases"], key=lambda c: c["delta_meteor"]):
-        parts.append(
-            f"<tr><td>{e(c['id'])}</td><td>{e(c['prompt'])}</td><td>{e(c['a'])}</td><td>{e(c['b'])}</td>"
-            f"<td class=num>{c['delta_meteor']:+.3f}</td></tr>"
+        for name, m in metrics.items():
+            scale = "0-100 (sacrebleu)" if name in CORPUS else "ratio" if name == "length_ratio" else "0-1"
+            parts.append(
+                f"<tr><td>{LABELS.get(name, _e(name))}</td><td class=num>{_fmt(m['value'])}</td>"
+                f"<td class=num>{_fmt(m.get('ci_low'))}</td><td class=num>{_fmt(m.get('ci_high'))}</td>"
+                f"<td>{scale}</td></tr>"
+            )
+        parts.append("</table>")
+        items = [
+            (
+                LABELS[k],
+                metrics[k]["value"] / _scale(k),
+                metrics[k]["ci_low"] / _scale(k),
+                metrics[k]["ci_high"] / _scale(k),
+            )
+            for k in ALL
+            if k in metrics
+        ]
+        forest = _forest(items, title="every metric with its 95% bootstrap interval", centre=None)
+        parts.append(_figure(forest, "BLEU and chrF divided by 100 to share the 0-1 axis"))
+        parts.append("<h2>Distributions over cases</h2><div class=grid>")
+        for name in ALL:
+            scale = _scale(name)
+            values = [r["metrics"][name] for r in scored]
+            mark = metrics[name]["value"] if name not in CORPUS else None
+            src = _histogram(values, title=f"{LABELS[name]} per case", lo=0, hi=scale, mark=mark)
+            caption = f"sentence-level {LABELS[name]}" if name in CORPUS else f"{LABELS[name]}; line: mean"
+            parts.append(_figure(src, caption))
+        parts.append("</div>")
+    parts.append(_usage(summary, rows))
+    if scored:
+        worst = sorted(scored, key=lambda r: (r["metrics"]["meteor"], r["metrics"]["bleu"]))[:10]
+        parts.append("<h2>Worst cases (lowest METEOR)</h2>" + _case_table(worst))
+    if errors:
+        parts.append(f"<h2>Errors ({len(errors)})</h2><table><tr><th>id</th><th>error</th></tr>")
+        parts += [f"<tr><td>{_e(r['id'])}</td><td class=err>{_e(r['error'])}</td></tr>" for r in errors]
+        parts.append("</table>")
+    parts.append(f"<h2>All cases ({len(rows)})</h2>" + _case_table(rows))
+    return _page("Slipway evaluation", "".join(parts))
+
+
+def _usage(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    latency, usage = summary.get("latency_s"), summary.get("usage") or {}
+    if not latency and not any(usage.values()):
+        return ""
+    out = ["<h2>Latency and tokens</h2><div class=cards>"]
+    if latency:
+        for key in ("p50", "p95", "max"):
+            out.append(f"<div class=card><div class=k>latency {key}</div><div class=v>{latency[key]:.3g} s</div></div>")
+    for key in ("prompt_tokens", "completion_tokens"):
+        if usage.get(key) is not None:
+            out.append(
+                f"<div class=card><div class=k>{key.replace('_', ' ')}</div><div class=v>{usage[key]:,}</div></div>"
+            )
+    out.append("</div>")
+    times = [r["latency_s"] for r in rows if r.get("latency_s") is not None]
+    if len(times) > 1:
+        src = _histogram(
+            times,
+            title="latency per case (s)",
+            lo=0,
+            hi=max(times) * 1.05 or 1,
+            mark=latency["p50"] if latency else None,
         )
-    parts.append("</table>")
-    return _page("Slipway comparison", "".join(parts))
+        out.append(f"<div class=grid>{_figure(src, 'line: median')}</div>")
+    return "".join(out)
 
 
 def write_report(run_dir: Path) -> Path:
+    """Rebuild report.html from a run's files (or a comparison's compare.json)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "report.html"
+    if (run_dir / "compare.json").is_file() and not (run_dir / "summary.json").is_file():
+        path.write_text(
+            render_compare(json.loads((run_dir / "compare.json").read_text(encoding="utf-8"))), encoding="utf-8"
+        )
+        return path
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
-    path = run_dir / "report.html"
     path.write_text(render_run(summary, rows), encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------- a comparison
+
+
+def render_compare(result: dict[str, Any]) -> str:
+    metrics = result["metrics"]
+    parts = [
+        "<h1>Comparison: B against A</h1>",
+        f"<p class=meta>A = <code>{_e(result['a'])}</code><br>B = <code>{_e(result['b'])}</code><br>"
+        f"{result['n']} cases scored in both"
+        + (
+            f" ({result.get('only_a', 0)} only in A, {result.get('only_b', 0)} only in B)"
+            if result.get("only_a") or result.get("only_b")
+            else ""
+        )
+        + f" &middot; paired bootstrap, {result.get('resamples', 1000)} resamples, seed {result.get('seed', 0)}</p>",
+        "<table><tr><th>metric</th><th class=num>A</th><th class=num>B</th><th class=num>B - A</th>"
+        "<th class=num>95% CI of B - A</th><th class=num>p</th><th class=num>B better</th>"
+        "<th class=num>B worse</th><th class=num>ties</th></tr>",
+    ]
+    for name, m in metrics.items():
+        cls = "pos" if m["delta"] > 0 else "neg" if m["delta"] < 0 else ""
+        parts.append(
+            f"<tr><td>{LABELS.get(name, _e(name))}</td><td class=num>{_fmt(m.get('a'))}</td>"
+            f"<td class=num>{_fmt(m.get('b'))}</td><td class='num {cls}'>{m['delta']:+.4g}</td>"
+            f"<td class=num>{_fmt(m.get('ci_low'))} &ndash; {_fmt(m.get('ci_high'))}</td>"
+            f"<td class=num>{m['p_value']:.3f}</td><td class=num>{m['wins']}</td><td class=num>{m['losses']}</td>"
+            f"<td class=num>{m['ties']}</td></tr>"
+        )
+    parts.append(
+        "</table><p class=note>p: sacrebleu's paired bootstrap test (small p: the difference is unlikely to be "
+        "chance). Better/worse count cases by their sentence-level scores.</p>"
+    )
+    items = [
+        (
+            LABELS[k],
+            metrics[k]["delta"] / _scale(k),
+            metrics[k].get("ci_low", 0) / _scale(k),
+            metrics[k].get("ci_high", 0) / _scale(k),
+        )
+        for k in ALL
+        if k in metrics
+    ]
+    forest = _forest(items, title="B - A with its 95% paired bootstrap interval", centre=0.0)
+    parts.append(_figure(forest, "BLEU and chrF divided by 100; left of the dashed line B is worse"))
+    cases = result.get("cases") or []
+    if cases:
+        parts.append("<h2>Per-case differences</h2><div class=grid>")
+        for key, name in (("delta_meteor", "meteor"), ("delta_bleu", "bleu")):
+            values = [c[key] for c in cases if key in c]
+            if values:
+                scale = _scale(name)
+                src = _histogram(values, title=f"{LABELS[name]}: B - A per case", lo=-scale, hi=scale, mark=0.0)
+                parts.append(_figure(src, "right of the line: B better"))
+        parts.append("</div><h2>Cases that moved most (METEOR)</h2>")
+        moved = sorted(cases, key=lambda c: -abs(c["delta_meteor"]))[:25]
+        parts.append(
+            "<table><tr><th>id</th><th>prompt</th><th>A</th><th>B</th><th>reference(s)</th>"
+            "<th class=num>&Delta; METEOR</th><th class=num>&Delta; BLEU</th></tr>"
+        )
+        for c in moved:
+            cls = "pos" if c["delta_meteor"] > 0 else "neg" if c["delta_meteor"] < 0 else ""
+            parts.append(
+                f"<tr><td>{_e(c['id'])}</td><td class=text>{_e(c.get('prompt'))}</td><td class=text>{_e(c['a'])}</td>"
+                f"<td class=text>{_e(c['b'])}</td><td class=text>{_refs(c.get('references') or [])}</td>"
+                f"<td class='num {cls}'>{c['delta_meteor']:+.3f}</td><td class=num>{c.get('delta_bleu', 0):+.3g}</td></tr>"
+            )
+        parts.append("</table>")
+    return _page("Slipway comparison", "".join(parts))

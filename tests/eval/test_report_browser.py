@@ -1,4 +1,5 @@
-"""The evaluation report opens in real headless Chromium without errors and shows its content."""
+"""The run and comparison reports open in real headless Chromium without errors, fetch nothing,
+show their content, and never run markup that came from a prediction."""
 
 from __future__ import annotations
 
@@ -12,24 +13,73 @@ from tests.browser.chromium import browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+RUN_A = [
+    {"id": "1", "prediction": "Paris is the capital.", "reference": "The capital of France is Paris."},
+    {"id": "2", "prediction": "<script>window.pwned=1</script> blue", "reference": ["The sky is blue.", "Blue."]},
+    {"id": "3", "prediction": "東京は日本の首都です", "reference": "東京は日本の首都です"},
+    {"id": "4", "prediction": "Water boils at 90 degrees.", "reference": "Water boils at 100 degrees Celsius."},
+]
 
-def test_report_renders_without_errors(tmp_path: Path) -> None:
-    preds = tmp_path / "p.jsonl"
-    rows = [
-        {"id": "1", "prediction": "Paris is the capital.", "reference": "The capital of France is Paris."},
-        {"id": "2", "prediction": "<script>window.pwned=1</script> blue", "reference": "The sky is blue."},
-    ]
-    preds.write_text("\n".join(json.dumps(r) for r in rows))
-    score(preds, out=tmp_path / "run", resamples=50)
-    errors: list[str] = []
+
+def write_run(tmp_path: Path, name: str, rows: list[dict]) -> Path:
+    preds = tmp_path / f"{name}.jsonl"
+    preds.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    score(preds, out=tmp_path / name, resamples=50)
+    return tmp_path / name
+
+
+def open_report(path: Path) -> tuple[dict, list[str]]:
+    """Load the page; return facts read from it and every console error, page error and non-local request."""
+    problems: list[str] = []
     with browser() as ctx:
         page = ctx.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((tmp_path / "run" / "report.html").as_uri())
-        assert page.locator("h1").inner_text().startswith("Evaluation")
-        assert page.locator("img").count() == 7  # one distribution per metric, embedded
-        assert all(page.evaluate(f"document.images[{i}].naturalWidth") > 0 for i in range(7))
-        assert page.evaluate("window.pwned === undefined"), "a prediction's HTML must not run"
-        assert "<script>window.pwned=1</script> blue" in page.content().replace("&lt;", "<").replace("&gt;", ">")
-    assert errors == []
+        page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.on(
+            "request",
+            lambda r: None if r.url.startswith(("file:", "data:")) else problems.append(f"request: {r.url}"),
+        )
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        facts = page.evaluate(
+            """() => ({
+                h1: document.querySelector('h1').innerText,
+                images: [...document.images].map(i => [i.complete, i.naturalWidth, i.src.slice(0, 22)]),
+                scripts: document.scripts.length,
+                pwned: window.pwned === undefined ? null : window.pwned,
+                text: document.body.innerText,
+            })"""
+        )
+    return facts, problems
+
+
+def test_run_report_renders_without_errors(tmp_path: Path) -> None:
+    run = write_run(tmp_path, "a", RUN_A)
+    facts, problems = open_report(run / "report.html")
+    assert problems == []
+    assert facts["h1"].startswith("Evaluation")
+    assert len(facts["images"]) >= 8  # forest plot + one distribution per metric, all embedded
+    assert all(done and width > 0 and src == "data:image/png;base64," for done, width, src in facts["images"])
+    assert facts["scripts"] == 0 and facts["pwned"] is None  # a prediction's markup is text, not code
+    assert "<script>window.pwned=1</script> blue" in facts["text"]
+    assert "東京は日本の首都です" in facts["text"] and "Worst cases" in facts["text"]
+
+
+def test_compare_report_renders_without_errors(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "a", RUN_A)
+    b = write_run(
+        tmp_path,
+        "b",
+        [{**r, "prediction": r["reference"] if isinstance(r["reference"], str) else "Blue."} for r in RUN_A],
+    )
+    from eval import compare
+    from eval.report import write_report
+
+    out = tmp_path / "ab"
+    out.mkdir()
+    (out / "compare.json").write_text(json.dumps(compare(a, b, resamples=50)))
+    facts, problems = open_report(write_report(out))
+    assert problems == []
+    assert facts["h1"].startswith("Comparison")
+    assert len(facts["images"]) >= 3 and all(width > 0 for _, width, _ in facts["images"])
+    assert "METEOR" in facts["text"] and "Cases that moved most" in facts["text"]
