@@ -18,15 +18,14 @@ import numpy as np
 from eval import metrics
 
 
-def _rows(run_dir: Path) -> dict[str, dict[str, Any]]:
-    rows = {}
-    for line in (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if row.get("error") is None and row.get("metrics"):
-            rows[str(row["id"])] = row
-    return rows
+def _rows(source: Any) -> dict[str, dict[str, Any]]:
+    """Scored rows by id, from a run directory or from what `run`/`score` returned."""
+    if hasattr(source, "rows"):
+        rows = source.rows
+    else:
+        text = (Path(source) / "results.jsonl").read_text(encoding="utf-8")
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return {str(r["id"]): r for r in rows if r.get("error") is None and r.get("metrics")}
 
 
 def paired_p_value(a: np.ndarray, b: np.ndarray, observed: float) -> float:
@@ -45,9 +44,9 @@ def _batch(rows: list[dict[str, Any]], refs: list[list[str]]) -> metrics.Batch:
     )
 
 
-def compare(dir_a: str | Path, dir_b: str | Path, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """B minus A on the cases both runs scored."""
-    a, b = _rows(Path(dir_a)), _rows(Path(dir_b))
+def compare(a_run: Any, b_run: Any, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """B minus A on the cases both runs scored; each run is a directory or what `run`/`score` returned."""
+    a, b = _rows(a_run), _rows(b_run)
     ids = [i for i in a if i in b]  # A's order
     if not ids:
         raise ValueError("the two runs share no scored case ids")
@@ -58,8 +57,8 @@ def compare(dir_a: str | Path, dir_b: str | Path, *, resamples: int = 1000, seed
     batch_a, batch_b = _batch([a[i] for i in ids], refs), _batch([b[i] for i in ids], refs)
     counts = metrics.draws(len(ids), resamples, seed)
     result: dict[str, Any] = {
-        "a": str(dir_a),
-        "b": str(dir_b),
+        "a": str(a_run) if not hasattr(a_run, "rows") else "A",
+        "b": str(b_run) if not hasattr(b_run, "rows") else "B",
         "n": len(ids),
         "only_a": len(set(a) - set(b)),
         "only_b": len(set(b) - set(a)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +20,15 @@ from eval.datasets import Case, load_dataset, sha256_of
 
 @dataclass
 class Scored:
+    """What `run` and `score` return: summary.json's content and results.jsonl's rows."""
+
     summary: dict[str, Any]
     rows: list[dict[str, Any]]
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Each metric's value, e.g. `{"bleu": 31.2, "meteor": 0.41, ...}`."""
+        return {name: m["value"] for name, m in self.summary["metrics"].items()}
 
 
 def chain_input(case: Case, chain: str) -> dict[str, Any]:
@@ -146,7 +153,7 @@ def run(
     cases: Sequence[Case] | str | Path,
     *,
     target: str,
-    out: str | Path,
+    out: str | Path | None = None,
     model: str | None = None,
     chain: str | None = None,
     concurrency: int = 4,
@@ -161,7 +168,7 @@ def run(
     progress: Callable[[], None] | None = None,
     dataset_sha256: str | None = None,
 ) -> Scored:
-    """Generate an answer per case, score, and write the three files to `out`.
+    """Generate an answer per case and score; with `out`, write the three files there.
 
     Every answer is cached as it arrives (unless `use_cache` is off): an interrupted run (Ctrl-C raises
     KeyboardInterrupt here) resumes from the cache when run again.
@@ -208,54 +215,90 @@ def run(
         "started": started.isoformat(),
         "duration_s": round(time.perf_counter() - t0, 3),
     }
-    write_outputs(Path(out), rows, summary)
+    if out is not None:
+        write_outputs(Path(out), rows, summary)
     return Scored(summary=summary, rows=rows)
 
 
-def load_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """`{"id", "prediction", "reference"}` lines (reference a string or list); bad lines named."""
+def _prediction_row(data: Any, default_id: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    if "prediction" not in data:
+        raise ValueError("missing 'prediction'")
+    refs = data.get("reference", data.get("references"))
+    if refs is None:
+        raise ValueError("missing 'reference'")
+    refs = [refs] if isinstance(refs, str) else refs
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+        raise ValueError("reference must be a string or a non-empty list of strings")
+    if not isinstance(data["prediction"], str):
+        raise ValueError("prediction must be a string")
+    return {
+        "id": str(data.get("id", default_id)),
+        "prompt": data.get("prompt", ""),
+        "prediction": data["prediction"],
+        "references": refs,
+        "latency_s": data.get("latency_s"),
+        "usage": data.get("usage"),
+        "error": None,
+    }
+
+
+def load_predictions(source: str | Path | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`{"id", "prediction", "reference"}` records (reference a string or a list; `references` also
+    accepted, so a run's results.jsonl can be re-scored) from a JSONL file or a list. Every bad record
+    is named (`file:line: problem`) and nothing is scored."""
     from eval.datasets import DatasetError
 
-    rows, problems = [], []
-    for line, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
+    problems: list[str] = []
+    items: list[tuple[str, Any, str]] = []
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise DatasetError(f"{path}: not found")
+        for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not text.strip():
+                continue
+            try:
+                items.append((f"{path}:{line}", json.loads(text), str(line)))
+            except json.JSONDecodeError as exc:
+                problems.append(f"{path}:{line}: invalid JSON ({exc.msg})")
+        name = str(path)
+    else:
+        items = [(f"predictions[{i}]", data, str(i + 1)) for i, data in enumerate(source)]
+        name = "predictions"
+    rows = []
+    for where, data, default_id in items:
         try:
-            data = json.loads(text)
-            refs = data["reference"]
-            refs = [refs] if isinstance(refs, str) else list(refs)
-            if not refs or not all(isinstance(r, str) for r in refs) or not isinstance(data["prediction"], str):
-                raise ValueError("prediction must be a string and reference a string or a list of strings")
-            rows.append(
-                {
-                    "id": str(data.get("id", line)),
-                    "prompt": data.get("prompt", ""),
-                    "prediction": data["prediction"],
-                    "references": refs,
-                    "latency_s": None,
-                    "usage": None,
-                    "error": None,
-                }
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            problems.append(f"{path}:{line}: {exc if not isinstance(exc, KeyError) else f'missing {exc}'}")
+            rows.append(_prediction_row(data, default_id))
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    ids = [r["id"] for r in rows]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        problems.append(f"{name}: duplicate ids: {', '.join(duplicates[:10])}")
     if problems:
         raise DatasetError("\n".join(problems))
     if not rows:
-        raise DatasetError(f"{path}: no predictions")
+        raise DatasetError(f"{name}: no predictions")
     return rows
 
 
 def score(
-    predictions: str | Path | list[dict[str, Any]], *, out: str | Path, seed: int = 0, resamples: int = 1000
+    predictions: str | Path | Iterable[dict[str, Any]],
+    *,
+    out: str | Path | None = None,
+    seed: int = 0,
+    resamples: int = 1000,
+    workers: int | None = None,
 ) -> Scored:
-    """Score outputs made elsewhere and write the three files."""
+    """Score outputs made elsewhere; with `out`, write results.jsonl, summary.json and report.html there."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    sha = sha256_of(predictions) if isinstance(predictions, (str, Path)) else None
-    rows = load_predictions(predictions) if isinstance(predictions, (str, Path)) else predictions
+    sha = sha256_of(predictions) if isinstance(predictions, (str, Path)) and Path(predictions).is_file() else None
+    rows = load_predictions(predictions)
     summary = {
-        "metrics": score_rows(rows, resamples=resamples, seed=seed),
+        "metrics": score_rows(rows, resamples=resamples, seed=seed, workers=workers),
         "n": len(rows),
         "errors": 0,
         **usage_summary(rows),
@@ -265,5 +308,6 @@ def score(
         "started": started.isoformat(),
         "duration_s": round(time.perf_counter() - t0, 3),
     }
-    write_outputs(Path(out), rows, summary)
+    if out is not None:
+        write_outputs(Path(out), rows, summary)
     return Scored(summary=summary, rows=rows)
