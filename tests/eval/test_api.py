@@ -63,3 +63,12 @@ def test_compare_refuses_runs_with_different_references() -> None:
     b = score([{**g, "reference": "something else"} for g in GOOD], resamples=50)
     with pytest.raises(ValueError, match="different references"):
         compare(a, b)
+
+
+def test_sample_dataset_asks_each_question_once() -> None:
+    from eval import load_dataset
+
+    cases = load_dataset(Path(__file__).resolve().parents[2] / "eval/datasets/sample.jsonl")
+    asked = [json.dumps(c.chat_messages()) for c in cases]
+    assert len(cases) >= 60 and len(set(asked)) == len(asked)
+    assert sum(len(c.reference) > 1 for c in cases) >= 10
