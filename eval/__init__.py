@@ -23,8 +23,8 @@ Python API (what the notebooks use; the CLI is `python -m eval --help`):
 `run` targets: "local" (the packaged SmolLM2), "ollama:MODEL", "gemini:MODEL", "openai:BASE_URL" (run
 in-process through app.providers, the code the service serves), or a Slipway URL (its OpenAI API).
 Answers are cached in `cache_dir` (default .eval-cache/), so a re-run or an interrupted run costs
-nothing; `use_cache=False` skips the cache. Inside a running event loop (Jupyter), call `run` from a
-thread (`await asyncio.to_thread(run, ...)`): it drives its own loop.
+nothing; `use_cache=False` skips the cache. `run` drives its own event loop (in a worker thread when
+one is already running, as in a Jupyter cell), so it is called the same way everywhere.
 """
 
 from eval.compare import compare

@@ -234,8 +234,9 @@ def score_batch(
     workers = default_workers() if workers is None else workers
     if workers < 2 or len(predictions) < PARALLEL_MIN or not sys.platform.startswith("linux"):
         return _score_chunk(predictions, references)
-    _meteor_tools()  # load WordNet before forking so no child pays for it again
-    _rouge(False)
+    # Load WordNet and import everything before forking: no child pays for it again, and no child
+    # needs the import lock another thread of this process might hold at fork time.
+    _score_chunk(["warm up\nnow"], [["warm up"]])
     size = -(-len(predictions) // workers)
     spans = [(i, i + size) for i in range(0, len(predictions), size)]
     batch = Batch()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,7 +109,12 @@ async def _generate(
         messages = case.chat_messages()
         inp = chain_input(case, chain) if chain else None
         key = ResponseCache.key(
-            target=target.name, model=target.model, params=params, chain=chain, messages=messages, input=inp
+            target=getattr(target, "identity", target.name),
+            model=target.model,
+            params=params,
+            chain=chain,
+            messages=messages,
+            input=inp,
         )
         row: dict[str, Any] = {
             "id": case.id,
@@ -149,6 +155,16 @@ async def _generate(
     return [r for r in rows if r is not None], stop.is_set()
 
 
+def _run_async(coro: Any) -> Any:
+    """asyncio.run, or in a worker thread when a loop already runs here (a notebook cell)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1, thread_name_prefix="eval-run") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def run(
     cases: Sequence[Case] | str | Path,
     *,
@@ -186,7 +202,7 @@ def run(
     tgt = make_target(target, model, chain, api_key)
     cache = ResponseCache(Path(cache_dir) / "responses.sqlite") if use_cache else None
     try:
-        rows, stopped = asyncio.run(
+        rows, stopped = _run_async(
             _generate(
                 cases,
                 tgt,

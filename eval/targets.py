@@ -45,6 +45,8 @@ class InProcessTarget:
 
         self.spec = _spec(target, model)
         self.name, self.model = target, self.spec.name
+        # The cache key: the whole entry (system prompt, provider model, path...), not just its name.
+        self.identity = {"target": target, "spec": self.spec.model_dump(mode="json")}
         self.chat_model = build_chat_model(self.spec)
         self.chain_name = chain
         self.chain = None

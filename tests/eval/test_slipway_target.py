@@ -233,3 +233,14 @@ def test_chain_through_the_chains_api(stand_in: FakeSlipway, tmp_path: Path) -> 
     assert request["params"] == {"temperature": 0.0, "seed": 0, "max_tokens": 128}
     (row,) = rows(tmp_path / "o")
     assert row["prediction"] == "The bridge closes for repairs on" and row["usage"]["completion_tokens"] == 5
+
+
+async def test_the_api_runs_inside_a_running_event_loop(stand_in: FakeSlipway, tmp_path: Path) -> None:
+    """As in a notebook cell: `run` is called from a coroutine and still drives its own loop."""
+    from eval import load_dataset, run
+
+    cases = load_dataset(dataset(tmp_path / "d.jsonl", list(ANSWERS)))
+    result = run(cases, target=stand_in.url, api_key=KEY, use_cache=False, resamples=50)
+    assert [r["prediction"] for r in result.rows] == list(ANSWERS.values())
+    assert result.values["exact_match"] == 1.0
+    assert not list(tmp_path.glob("*/report.html"))  # no `out`: nothing written
