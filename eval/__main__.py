@@ -85,14 +85,14 @@ def run_cmd(
     chain: Annotated[
         str | None, typer.Option(help="Evaluate a chain (chat, summarize, qa) instead of plain chat.")
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
-    seed: int = 0,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 128,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 4,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    seed: Annotated[int, typer.Option(help="Sent to the model, and seeds the bootstrap.")] = 0,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 128,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")] = False,
-    cache_dir: Path = Path(".eval-cache"),
+    cache_dir: Annotated[Path, typer.Option(help="Where answers are cached (SQLite).")] = Path(".eval-cache"),
     max_errors: Annotated[int | None, typer.Option(min=1, help="Stop after this many failed cases.")] = None,
-    resamples: Annotated[int, typer.Option(min=10)] = 1000,
+    resamples: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
     api_key: Annotated[str | None, typer.Option(envvar="SLIPWAY_API_KEY", help="Key for a Slipway URL target.")] = None,
     fail_under: FailUnder = None,
 ) -> None:
@@ -156,8 +156,8 @@ def run_cmd(
 def score_cmd(
     predictions: Annotated[Path, typer.Argument(help='JSONL: {"id", "prediction", "reference"} per line.')],
     out: Annotated[Path, typer.Option(help="Output directory.")],
-    seed: int = 0,
-    resamples: Annotated[int, typer.Option(min=10)] = 1000,
+    seed: Annotated[int, typer.Option(help="Seeds the bootstrap.")] = 0,
+    resamples: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
     fail_under: FailUnder = None,
 ) -> None:
     """Score outputs made elsewhere."""
@@ -178,8 +178,8 @@ def compare_cmd(
     dir_a: Annotated[Path, typer.Argument(help="Run directory A (the baseline).")],
     dir_b: Annotated[Path, typer.Argument(help="Run directory B (the candidate).")],
     out: Annotated[Path | None, typer.Option(help="Write compare.json and report.html here.")] = None,
-    seed: int = 0,
-    resamples: Annotated[int, typer.Option(min=10)] = 1000,
+    seed: Annotated[int, typer.Option(help="Seeds the bootstrap.")] = 0,
+    resamples: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
 ) -> None:
     """B against A on their shared cases: per-metric difference with a paired bootstrap p-value, wins, losses."""
     from eval.compare import compare
