@@ -199,7 +199,7 @@ def run(
     params = {"temperature": 0.0, "seed": seed, "max_tokens": 128, **(params or {})}
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    tgt = make_target(target, model, chain, api_key)
+    tgt = make_target(target, model, chain, api_key, params)
     cache = ResponseCache(Path(cache_dir) / "responses.sqlite") if use_cache else None
     try:
         rows, stopped = _run_async(

@@ -40,10 +40,14 @@ def _spec(target: str, model: str | None):
 class InProcessTarget:
     """A provider through the same code the service serves (app.providers.registry.build_chat_model)."""
 
-    def __init__(self, target: str, model: str | None, chain: str | None) -> None:
+    def __init__(self, target: str, model: str | None, chain: str | None, params: dict[str, Any] | None = None) -> None:
+        from app.core.models_file import GenerationParams
         from app.providers.registry import build_chat_model
 
-        self.spec = _spec(target, model)
+        # The run's parameters become the entry's defaults, so a chain (which calls the model without
+        # per-call arguments) generates with them too.
+        known = {k: v for k, v in (params or {}).items() if k in GenerationParams.model_fields and v is not None}
+        self.spec = _spec(target, model).model_copy(update={"params": GenerationParams(**known)})
         self.name, self.model = target, self.spec.name
         # The cache key: the whole entry (system prompt, provider model, path...), not just its name.
         self.identity = {"target": target, "spec": self.spec.model_dump(mode="json")}
@@ -127,7 +131,13 @@ class SlipwayTarget:
         )
 
 
-def make_target(target: str, model: str | None = None, chain: str | None = None, api_key: str | None = None) -> Target:
+def make_target(
+    target: str,
+    model: str | None = None,
+    chain: str | None = None,
+    api_key: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Target:
     if target.startswith(("http://", "https://")):
         return SlipwayTarget(target, model, chain, api_key)
-    return InProcessTarget(target, model, chain)
+    return InProcessTarget(target, model, chain, params)

@@ -38,6 +38,7 @@ class FakeSlipway:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.delay = 0.0
+        self.require_key = True
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = Starlette(
@@ -49,7 +50,7 @@ class FakeSlipway:
         )
 
     def _denied(self, request: Request) -> JSONResponse | None:
-        if request.headers.get("authorization") != f"Bearer {KEY}":
+        if self.require_key and request.headers.get("authorization") != f"Bearer {KEY}":
             error = {"message": "invalid API key", "type": "invalid_request_error", "param": None, "code": "bad_key"}
             return JSONResponse({"error": error}, status_code=401)
         return None
@@ -244,3 +245,25 @@ async def test_the_api_runs_inside_a_running_event_loop(stand_in: FakeSlipway, t
     assert [r["prediction"] for r in result.rows] == list(ANSWERS.values())
     assert result.values["exact_match"] == 1.0
     assert not list(tmp_path.glob("*/report.html"))  # no `out`: nothing written
+
+
+def test_in_process_chain_generates_with_the_run_parameters(stand_in: FakeSlipway, tmp_path: Path) -> None:
+    """`openai:URL` runs the service's own summarize chain in-process; the stand-in is its upstream."""
+    stand_in.require_key = False
+    data = tmp_path / "d.jsonl"
+    text = "The museum reopens on Saturday after a year of renovation, with free entry all weekend."
+    data.write_text(
+        json.dumps({"id": "s1", "input": {"text": text, "sentences": 1}, "reference": "The museum reopens Saturday."})
+        + "\n"
+    )
+    out = cli(
+        "run", str(data), "--target", f"openai:{stand_in.url}/v1", "--model", "stand-in", "--chain", "summarize",
+        "--max-tokens", "40", "--seed", "7", "--no-cache", "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (request,) = stand_in.requests
+    assert request.get("max_completion_tokens", request.get("max_tokens")) == 40  # langchain-openai's name for it
+    assert request["temperature"] == 0 and request["seed"] == 7
+    assert text in json.dumps(request["messages"])
+    (row,) = rows(tmp_path / "o")
+    assert row["error"] is None and row["prediction"].startswith("An answer about")
