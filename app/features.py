@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from app.api.routes import chains
+from app.api.routes import chains, sessions
 from app.hardening.install import install as hardening
 
 INSTALLERS: list[Callable[[FastAPI], None]] = [
     chains.install,
+    sessions.install,  # conversations: database + migrations at start-up (before auth reads its keys), /api, WebSocket
     hardening,  # keys, rate limits, metrics, access log, traces, graceful shutdown, headers
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
 from app.providers.registry import ModelRegistry
@@ -18,5 +19,20 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+#: The one identity of every caller while no API key exists (and of keyless calls when auth is off).
+ANONYMOUS_IDENTITY = "anonymous"
+
+
+def get_identity(conn: HTTPConnection) -> str:
+    """Who is calling, for ownership of their data (conversations): the one place that decides.
+
+    The auth layer sets `state.identity` to the API key's name (never the key) on HTTP requests and
+    WebSockets alike; without a key everyone is the one anonymous identity.
+    """
+    identity = getattr(conn.state, "identity", None)
+    return identity if isinstance(identity, str) and identity else ANONYMOUS_IDENTITY
+
+
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+IdentityDep = Annotated[str, Depends(get_identity)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

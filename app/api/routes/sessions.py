@@ -1,0 +1,274 @@
+"""The native chat API: conversations kept by the server (`/api/sessions`), and its installer.
+
+POST   /api/sessions                     create          GET    /api/sessions              list (newest first)
+GET    /api/sessions/{id}                read + messages  DELETE /api/sessions/{id}         delete
+POST   /api/sessions/{id}/messages       one turn (JSON, or SSE with ?stream=true)
+GET    /api/sessions/{id}/export         JSONL evaluation cases
+WS     /api/sessions/{id}/ws             turns over a WebSocket (`ws.py`)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse
+from starlette.requests import HTTPConnection
+
+from app.api.cancellation import ClientDisconnected, until_disconnect
+from app.api.deps import IdentityDep, SettingsDep
+from app.api.responses import JSONResponse
+from app.core.errors import APIError
+from app.services.generation import Delta
+from app.services.sessions import MessageOut, SessionDeleted, SessionDetail, SessionOut, SessionPage, SessionService
+from app.services.turns import Turn, TurnDone, TurnFailed
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: One server-sent event: a JSON frame (`delta`, `done`, `error`), and `[DONE]` last.
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string", "pattern": "^(\\[DONE\\]|\\{[\\s\\S]*\\})$"}},
+}
+
+
+def get_sessions(conn: HTTPConnection) -> SessionService:
+    return conn.app.state.sessions
+
+
+SessionsDep = Annotated[SessionService, Depends(get_sessions)]
+
+
+class SessionCreate(BaseModel):
+    model: str | None = Field(
+        default=None, min_length=1, max_length=200, description="A model entry; default: the server's."
+    )
+    system_prompt: str | None = Field(default=None, description="Replaces the model entry's system prompt.")
+    title: str | None = Field(default=None, max_length=200)
+
+
+class MessageCreate(BaseModel):
+    content: str = Field(description="The user's message.")
+
+
+# -- frames shared by SSE and the WebSocket ----------------------------------------------------------
+
+
+def delta_frame(delta: Delta) -> dict[str, Any]:
+    return {"type": "delta", "content": delta.text}
+
+
+def done_frame(done: TurnDone) -> dict[str, Any]:
+    message = done.message
+    return {
+        "type": "done",
+        "message_id": message.id,
+        "user_message_id": done.user_message_id,
+        "usage": done.usage,
+        "model": message.model,
+        "status": message.status,
+        "finish_reason": message.finish_reason,
+        "latency_ms": message.latency_ms,
+    }
+
+
+def error_frame(error: APIError, message_id: int | None = None) -> dict[str, Any]:
+    """`{"type": "error", "code", "message"}` plus OpenAI's error object (as the auth and rate-limit frames)."""
+    body = error.to_dict()
+    frame: dict[str, Any] = {"type": "error", "code": error.code, "message": body["error"]["message"], **body}
+    if message_id is not None:
+        frame["message_id"] = message_id
+    if "Retry-After" in error.headers:
+        frame["retry_after"] = int(error.headers["Retry-After"])
+    return frame
+
+
+def failure(exc: TurnFailed) -> APIError:
+    """A failed turn as an HTTP error that names the stored partial answer."""
+    error = exc.error
+    if exc.message_id is not None:
+        error.headers = {**error.headers, "X-Slipway-Message-Id": str(exc.message_id)}
+    return error
+
+
+# -- routes ------------------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, response_model=SessionOut)
+async def create_session(sessions: SessionsDep, identity: IdentityDep, body: SessionCreate | None = None) -> SessionOut:
+    body = body or SessionCreate()
+    return await sessions.create(identity, model=body.model, system_prompt=body.system_prompt, title=body.title)
+
+
+@router.get("", response_model=SessionPage)
+async def list_sessions(
+    sessions: SessionsDep,
+    identity: IdentityDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Sessions per page.")] = 20,
+    after: Annotated[str | None, Query(max_length=64, description="`last_id` of the previous page.")] = None,
+) -> SessionPage:
+    return await sessions.page(identity, limit=limit, after=after)
+
+
+@router.get("/{session_id}", response_model=SessionDetail)
+async def get_session(session_id: str, sessions: SessionsDep, identity: IdentityDep) -> SessionDetail:
+    return await sessions.get(identity, session_id)
+
+
+@router.delete("/{session_id}", response_model=SessionDeleted)
+async def delete_session(session_id: str, sessions: SessionsDep, identity: IdentityDep) -> SessionDeleted:
+    return await sessions.delete(identity, session_id)
+
+
+@router.post(
+    "/{session_id}/messages",
+    response_model=MessageOut,
+    responses={
+        200: {
+            "description": "The stored answer; with `stream=true`, server-sent events: `delta` frames, one "
+            "`done` frame (or `error`), then `[DONE]`.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
+        },
+        409: {"description": "Another replica is still running a turn of this session (Retry-After)."},
+    },
+)
+async def post_message(
+    session_id: str,
+    body: MessageCreate,
+    request: Request,
+    sessions: SessionsDep,
+    identity: IdentityDep,
+    settings: SettingsDep,
+    stream: Annotated[bool, Query(description="Stream the answer as server-sent events.")] = False,
+) -> Response:
+    turn = await sessions.start_turn(identity, session_id, body.content)
+    if not stream:
+        try:
+            done = await until_disconnect(request, turn.result())
+        except ClientDisconnected:
+            turn.cancel("client_disconnected")
+            return Response(status_code=499)
+        except TurnFailed as exc:
+            raise failure(exc) from None
+        finally:
+            if turn.phase != "done":
+                turn.cancel("client_disconnected")
+        return JSONResponse(done.message.model_dump(mode="json"), headers={"X-Slipway-Model": done.message.model or ""})
+    events = TurnStream(turn)
+    await events.first(settings.sse_ping_seconds)
+    return EventSourceResponse(
+        events.body(),
+        headers=STREAM_HEADERS,
+        ping=settings.sse_ping_seconds,
+        client_close_handler_callable=lambda _msg: events.aclose(),
+    )
+
+
+class JSONLResponse(Response):
+    media_type = "application/x-ndjson"
+
+
+@router.get(
+    "/{session_id}/export",
+    response_class=JSONLResponse,
+    responses={200: {"description": "One evaluation case per answer (the harness's JSONL dataset format)."}},
+)
+async def export_session(
+    session_id: str,
+    sessions: SessionsDep,
+    identity: IdentityDep,
+    include_incomplete: Annotated[bool, Query(description="Also export answers marked incomplete.")] = False,
+) -> JSONLResponse:
+    cases = await sessions.export(identity, session_id, include_incomplete=include_incomplete)
+    body = b"".join(orjson.dumps(case) + b"\n" for case in cases)
+    return JSONLResponse(body, headers={"Content-Disposition": f'attachment; filename="session-{session_id}.jsonl"'})
+
+
+class TurnStream:
+    """A turn as SSE. `first()` waits (bounded) for the first event before headers are sent, so a turn
+    that fails at once (404, 413, 429 queue full, 503) gets a real HTTP status, as under /v1."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.events = turn.events()
+        self._pending: asyncio.Future[Any] | None = None
+        self._first: Any = None
+
+    async def first(self, wait_s: float) -> None:
+        self._pending = asyncio.ensure_future(anext(self.events))
+        done, _ = await asyncio.wait({self._pending}, timeout=wait_s)
+        if done:
+            task, self._pending = self._pending, None
+            try:
+                self._first = task.result()
+            except TurnFailed as exc:
+                raise failure(exc) from None
+
+    async def _iterate(self) -> AsyncIterator[Delta | TurnDone]:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            yield await pending
+        elif self._first is not None:
+            yield self._first
+        async for event in self.events:
+            yield event
+
+    async def body(self) -> AsyncIterator[bytes]:
+        try:
+            async for event in self._iterate():
+                frame = delta_frame(event) if isinstance(event, Delta) else done_frame(event)
+                yield _sse(frame)
+        except TurnFailed as exc:
+            yield _sse(error_frame(exc.error, exc.message_id))
+        except APIError as exc:
+            yield _sse(error_frame(exc))
+        finally:
+            if self.turn.phase != "done":
+                self.turn.cancel("client_disconnected")
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        """The client went away: stop generating; the turn stores what it has."""
+        self.turn.cancel("client_disconnected")
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+def _sse(frame: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(frame) + b"\n\n"
+
+
+def install(app: FastAPI) -> None:
+    """Conversations: the database (migrated at start-up), the service, /api routes, the WebSocket,
+    the `database` readiness probe and the retention task."""
+    from app.api.routes import ws
+    from app.storage.lifecycle import Storage
+
+    settings = app.state.settings
+    storage = Storage(settings)
+    app.state.storage = storage
+    app.state.sessions = SessionService(storage.db, app.state.registry, settings, gate=storage.ensure_schema)
+    app.state.readiness_probes["database"] = storage.probe
+
+    async def start(app: FastAPI) -> None:
+        await storage.start()
+
+    async def stop(app: FastAPI) -> None:
+        await app.state.sessions.stop_all(grace_s=min(10.0, settings.shutdown_grace_s))
+        await storage.stop()
+
+    app.state.startup_hooks.append(start)
+    app.state.shutdown_hooks.append(stop)
+    app.include_router(router)
+    app.include_router(ws.router)

@@ -1,0 +1,166 @@
+"""WebSocket turns: `/api/sessions/{id}/ws`, many turns on one socket.
+
+Client -> server: `{"type": "message", "content": "..."}` | `{"type": "cancel"}`
+Server -> client: `{"type": "delta", "content"}`... then `{"type": "done", "message_id", "usage", ...}`;
+                  `{"type": "error", "code", "message", "error": {...}}` for anything that went wrong.
+
+Messages sent while a turn runs wait their turn (answered in order). A recoverable error (invalid JSON,
+an empty or too long message, an unknown type, a failed generation, the database away) is an error
+frame and the socket stays open. `cancel`, or closing the socket, stops the running generation; its
+partial answer is stored marked incomplete (after `cancel` the client also gets its `done` frame, with
+`status: "incomplete"`). An unknown session closes the socket with code 4404 after an error frame.
+Authentication (a header, or a first `{"type": "auth", "key"}` frame) is the auth middleware's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from app.api.deps import IdentityDep
+from app.api.routes.sessions import SessionsDep, delta_frame, done_frame, error_frame
+from app.core.errors import APIError, InvalidRequest
+from app.services.generation import Delta
+from app.services.sessions import SessionService, check_content
+from app.services.turns import Turn, TurnFailed
+
+router = APIRouter(tags=["sessions"])
+
+#: Close code for an unknown session (4000-4999 are the application's; 4404 mirrors HTTP 404).
+WS_NOT_FOUND = 4404
+_CLOSED = object()
+
+
+class SessionSocket:
+    def __init__(self, websocket: WebSocket, sessions: SessionService, identity: str, session_id: str) -> None:
+        self.ws = websocket
+        self.sessions = sessions
+        self.identity = identity
+        self.session_id = session_id
+        self.inbox: asyncio.Queue[object] = asyncio.Queue()
+        self.current: Turn | None = None
+        self._send_lock = asyncio.Lock()
+        self.open = True
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        if not self.open:
+            return
+        try:
+            async with self._send_lock:
+                await self.ws.send_text(orjson.dumps(frame).decode())
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.open = False
+
+    async def read(self) -> None:
+        """Read frames until the client leaves; messages go to the inbox, cancel acts at once."""
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                raw = message.get("text")
+                if raw is None:
+                    try:
+                        raw = (message.get("bytes") or b"").decode("utf-8")
+                    except UnicodeDecodeError:
+                        raw = ""
+                await self.handle(raw)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.open = False
+            if self.current is not None:
+                self.current.cancel("client_disconnected")
+            self.inbox.put_nowait(_CLOSED)
+
+    async def handle(self, raw: str) -> None:
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            await self.send(error_frame(InvalidRequest("The frame is not valid JSON.", code="invalid_json")))
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "message":
+            content = frame.get("content")
+            if not isinstance(content, str):
+                await self.send(
+                    error_frame(InvalidRequest("`content` must be a string.", param="content", code="invalid_value"))
+                )
+                return
+            try:
+                check_content(content)
+            except APIError as exc:
+                await self.send(error_frame(exc))
+                return
+            self.inbox.put_nowait(content)
+        elif kind == "cancel":
+            if self.current is not None:
+                self.current.cancel("cancelled")
+        else:
+            await self.send(
+                error_frame(
+                    InvalidRequest(
+                        f"Unknown frame type {kind!r}; expected 'message' or 'cancel'.",
+                        param="type",
+                        code="unknown_type",
+                    )
+                )
+            )
+
+    async def serve(self) -> None:
+        """Answer the inbox's messages one at a time, in order."""
+        while True:
+            item = await self.inbox.get()
+            if item is _CLOSED:
+                return
+            if self.open:  # messages still queued when the client left are not answered (nor stored)
+                await self.turn(str(item))
+
+    async def turn(self, content: str) -> None:
+        try:
+            turn = await self.sessions.start_turn(self.identity, self.session_id, content)
+        except APIError as exc:
+            await self.send(error_frame(exc))
+            return
+        self.current = turn
+        if not self.open:
+            turn.cancel("client_disconnected")
+        try:
+            async for event in turn.events():
+                await self.send(delta_frame(event) if isinstance(event, Delta) else done_frame(event))
+        except TurnFailed as exc:
+            await self.send(error_frame(exc.error, exc.message_id))
+        except APIError as exc:
+            await self.send(error_frame(exc))
+        finally:
+            self.current = None
+
+
+@router.websocket("/api/sessions/{session_id}/ws")
+async def session_socket(websocket: WebSocket, session_id: str, sessions: SessionsDep, identity: IdentityDep) -> None:
+    await websocket.accept()
+    socket = SessionSocket(websocket, sessions, identity, session_id)
+    try:
+        await sessions.require(identity, session_id)
+    except APIError as exc:
+        await socket.send(error_frame(exc))
+        with contextlib.suppress(Exception):
+            await websocket.close(code=WS_NOT_FOUND if exc.status_code == 404 else 1011, reason=exc.code or "")
+        return
+    reader = asyncio.create_task(socket.read())
+    try:
+        await socket.serve()
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        if socket.current is not None:
+            socket.current.cancel("client_disconnected")
+        if websocket.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close()

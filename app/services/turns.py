@@ -1,0 +1,234 @@
+"""One turn of a conversation, run in a task of its own so that nothing is lost or mixed up.
+
+Order of events (the guarantees the API documents):
+1. Wait for the session's turn lock (`storage.locks`): turns of one session run one after the other,
+   in arrival order, across replicas too. A client that leaves while waiting leaves nothing behind.
+2. Read the conversation, fit it to the context window (413 if the new message cannot fit), then
+   commit the user message (one transaction) before generation starts.
+3. Generate through `generation.generate()` (queue slots, timeouts, retries, fallbacks), passing each
+   text delta to whoever consumes the turn.
+4. Commit the answer (one transaction) with its usage, latency and the model that answered. If the
+   generation failed, was cancelled (`cancel()`: the client sent cancel, closed the socket or left
+   the HTTP request) or the server is shutting down, what was generated so far is committed with
+   `status = incomplete` and the reason in `error`.
+
+The task belongs to the service, not to the request: a request that is cancelled only asks the turn
+to stop, and the turn still stores its partial answer and releases the lock before it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from langchain_core.messages import HumanMessage
+from sqlalchemy.exc import IntegrityError
+
+from app.core.errors import APIError, GenerationError, ServiceUnavailable
+from app.services.completions import hooks
+from app.services.generation import Delta, Finished, GenParams, StreamStarted, generate
+from app.services.history import budget_for, counter_for, fit_history
+from app.services.sessions import MessageOut, conversation, not_found, to_messages
+from app.storage import repo
+
+if TYPE_CHECKING:
+    from app.services.sessions import SessionService
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["waiting", "preparing", "generating", "storing", "done"]
+
+
+@dataclass(frozen=True)
+class TurnDone:
+    """The stored answer (complete, or incomplete after a cancel) and the user message it answers."""
+
+    message: MessageOut
+    user_message_id: int
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        return self.message.usage.model_dump() if self.message.usage else None
+
+
+class TurnFailed(Exception):
+    """Generation failed; the partial answer (possibly empty) is stored as `message_id`."""
+
+    def __init__(self, error: APIError, message_id: int | None, user_message_id: int | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.message_id = message_id
+        self.user_message_id = user_message_id
+
+
+_END = object()
+
+
+class Turn:
+    def __init__(self, service: SessionService, *, identity: str, session_id: str, content: str) -> None:
+        self.service = service
+        self.identity = identity
+        self.session_id = session_id
+        self.content = content
+        self.phase: Phase = "waiting"
+        self.task: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._gen_task: asyncio.Task[Finished | None] | None = None
+        self._stop_reason: str | None = None
+
+    # -- consumer side --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"turn-{self.session_id}")
+        self.service.turns.add(self)
+        self.task.add_done_callback(lambda _t: self.service.turns.discard(self))
+
+    async def events(self) -> AsyncIterator[Delta | TurnDone]:
+        """Deltas, then one `TurnDone`; raises `TurnFailed` or `APIError` (before anything was stored)."""
+        while True:
+            item = await self._queue.get()
+            if item is _END:  # the turn's task was stopped from outside (server shutdown)
+                raise ServiceUnavailable("The server stopped this turn; retry.", code="shutting_down")
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+            if isinstance(item, TurnDone):
+                return
+
+    async def result(self) -> TurnDone:
+        done: TurnDone | None = None
+        async for event in self.events():
+            if isinstance(event, TurnDone):
+                done = event
+        assert done is not None
+        return done
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop this turn: generation ends at the next token and the partial answer is stored."""
+        if self.phase in ("storing", "done") or self._stop_reason is not None:
+            return  # the answer is being stored already: nothing left to stop
+        self._stop_reason = reason
+        if self.phase == "waiting" and self.task is not None:
+            self.task.cancel()  # nothing stored yet: simply leave the queue
+        elif self._gen_task is not None:
+            self._gen_task.cancel()
+
+    async def wait(self) -> None:
+        if self.task is not None:
+            await asyncio.wait({self.task})
+
+    # -- the turn -------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            async with self.service.locks.hold(self.session_id):
+                if self._stop_reason is not None:
+                    return
+                self.phase = "preparing"
+                await self._turn()
+        except asyncio.CancelledError:
+            if self.phase != "waiting":
+                raise
+            reason = self._stop_reason or "cancelled"
+            self._queue.put_nowait(
+                APIError(
+                    f"The turn was stopped ({reason}) before it started; nothing was stored.",
+                    code="cancelled",
+                    status_code=499,
+                )
+            )
+        except (APIError, TurnFailed) as exc:
+            self._queue.put_nowait(exc)
+        except Exception as exc:
+            log.exception("turn failed")
+            self._queue.put_nowait(GenerationError(f"The turn failed ({type(exc).__name__})."))
+        finally:
+            self.phase = "done"
+            self._queue.put_nowait(_END)
+
+    async def _turn(self) -> None:
+        service = self.service
+        async with service.transaction() as conn:
+            session = await repo.get_session(conn, identity=self.identity, session_id=self.session_id)
+            if session is None:
+                raise not_found(self.session_id)
+            rows = await repo.list_messages(conn, session_id=self.session_id)
+        handle = service.registry.get(session.model)
+        params = GenParams()
+        budget = budget_for(handle, params.for_spec(handle).get("max_tokens"))
+        messages, _ = await fit_history(
+            system=service.system_message(session),
+            history=to_messages(conversation(rows)),
+            new=HumanMessage(self.content),
+            budget=budget,
+            count=counter_for(handle),
+        )
+        user = await self._store(role="user", content=self.content)
+
+        self.phase = "generating"
+        parts: list[str] = []
+        answered_by = handle.name
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        async def pump() -> Finished | None:
+            nonlocal answered_by
+            events = generate(service.registry, session.model, messages, params, **hooks(service.registry))
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    answered_by = event.model
+                    if isinstance(event, Finished):
+                        return event
+                    parts.append(event.text)
+                    self._queue.put_nowait(event)
+            return None
+
+        finished: Finished | None = None
+        error: APIError | None = None
+        if self._stop_reason is None:
+            self._gen_task = asyncio.create_task(pump())
+            await asyncio.wait({self._gen_task})
+            if not self._gen_task.cancelled():
+                try:
+                    finished = self._gen_task.result()
+                except StreamStarted as exc:
+                    error = exc.error
+                except APIError as exc:
+                    error = exc
+                except Exception as exc:  # never lose the partial answer to an unexpected error
+                    log.exception("generation failed")
+                    error = GenerationError(f"generation failed ({type(exc).__name__})")
+        latency_ms = round((loop.time() - started) * 1000)
+
+        self.phase = "storing"
+        complete = finished is not None and self._stop_reason is None
+        reason = None if complete else (self._stop_reason or (error.code if error else None) or "failed")
+        answer = await self._store(
+            role="assistant",
+            content="".join(parts),
+            status="complete" if complete else "incomplete",
+            reply_to=user.id,
+            model=answered_by,
+            prompt_tokens=finished.usage.prompt_tokens if finished else None,
+            completion_tokens=finished.usage.completion_tokens if finished else None,
+            latency_ms=latency_ms,
+            finish_reason=finished.finish_reason if finished else ("cancelled" if self._stop_reason else "error"),
+            error=reason,
+        )
+        if error is not None and self._stop_reason is None:
+            raise TurnFailed(error, answer.id, user.id)
+        self._queue.put_nowait(TurnDone(MessageOut.of(answer), user.id))
+
+    async def _store(self, **values: object) -> repo.MessageRow:
+        """One message, one transaction. A session deleted meanwhile is a 404, not a 500."""
+        try:
+            async with self.service.transaction() as conn:
+                if await repo.get_session(conn, identity=self.identity, session_id=self.session_id) is None:
+                    raise not_found(self.session_id)
+                return await repo.add_message(conn, session_id=self.session_id, **values)  # type: ignore[arg-type]
+        except IntegrityError:
+            raise not_found(self.session_id) from None
