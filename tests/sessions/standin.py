@@ -6,7 +6,8 @@ openai provider (LangChain's `ChatOpenAI` over HTTP). Every request is recorded 
 answer is computed from the messages received, so an answer that mentions an earlier turn proves the
 earlier turn was sent. The upstream model name picks the behaviour:
 
-    recall[-<ms>]      "seen=<n> | <every user message, in order, joined by ' | '>", one word per chunk
+    recall[-<ms>]      "seen=<n> | <every user message, in order, joined by ' | '>", one word per chunk;
+                       HTTP 500 before any text when the last message contains "[fail]"
     slow-<ms>          60 words, one every <ms> milliseconds (a long answer a client can walk out of)
     cut-<k>            k words, then the connection drops (a generation that fails mid-stream)
 """
@@ -72,6 +73,8 @@ class EchoModel:
         body = await request.json()
         self.seen.append(body)
         messages = body.get("messages", [])
+        if messages and "[fail]" in str(messages[-1].get("content", "")):
+            return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)
         chunks, delay, cut = plan(body.get("model", ""), messages)
         created = int(time.time())
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
