@@ -75,9 +75,12 @@ def echo_models(echo: EchoModel, **extra: Any) -> list[dict[str, Any]]:
     ]
 
 
-def start_server(tmp: Path, models: list[dict[str, Any]], database_url: str, **env: str) -> SlipwayServer:
+def start_server(
+    tmp: Path, models: list[dict[str, Any]], database_url: str, *, wait_ready: bool = True, **env: str
+) -> SlipwayServer:
     config = write_models_file(tmp, {"default_model": models[0]["name"], "models": models})
-    return SlipwayServer(config=config, env={"SLIPWAY_DATABASE_URL": database_url, **env}).start()
+    server = SlipwayServer(config=config, env={"SLIPWAY_DATABASE_URL": database_url, **env}, wait_ready=wait_ready)
+    return server.start()
 
 
 @pytest.fixture(scope="module")

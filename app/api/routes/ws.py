@@ -149,9 +149,11 @@ async def session_socket(websocket: WebSocket, session_id: str, sessions: Sessio
         await sessions.require(identity, session_id)
     except APIError as exc:
         await socket.send(error_frame(exc))
-        with contextlib.suppress(Exception):
-            await websocket.close(code=WS_NOT_FOUND if exc.status_code == 404 else 1011, reason=exc.code or "")
-        return
+        if exc.status_code == 404:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=WS_NOT_FOUND, reason=exc.code or "")
+            return
+        # Anything else (the database away for a moment) is recoverable: every turn checks again.
     reader = asyncio.create_task(socket.read())
     try:
         await socket.serve()
