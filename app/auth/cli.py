@@ -32,14 +32,20 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(connection)` in one transaction on the configured database."""
-    from sqlalchemy.ext.asyncio import create_async_engine
+    """Run `work(connection)` in one transaction on the configured database.
 
+    The schema is brought to the newest migration first, as the service does at start-up, so
+    `keys create` works on a fresh machine before the service has ever run.
+    """
     from app.auth.store import api_keys
+    from app.storage import migrate
+    from app.storage.db import describe, is_outage, make_engine
 
     async def main() -> T:
-        engine = create_async_engine(settings.database_url)
+        engine = make_engine(settings)
         try:
+            if settings.migrate_on_start:
+                await migrate.upgrade(engine)
             async with engine.begin() as conn:
                 exists = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, api_keys.name))
                 if not exists:
@@ -52,7 +58,13 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except Exception as exc:
+        if is_outage(exc):
+            err.print(f"[bold red]error:[/] cannot reach the database ({describe(exc)})", highlight=False)
+            raise typer.Exit(1) from None
+        raise
 
 
 @cli.command("create")

@@ -29,8 +29,11 @@ pytestmark = pytest.mark.slow
 
 def test_cli_prints_a_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
     db = tmp_path / "keys.db"
-    assert keys(db, "list").returncode == 1, "no table yet: a clear error, not a traceback"
-    make_tables(db)
+    assert not db.exists()
+    assert keys(db, "list").returncode == 0, "a fresh database gets its schema from the migrations"
+    with sqlite3.connect(db) as conn:
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version is not None and version[0] >= "0002", version
     created = keys(db, "create", "--name", "alice", "--rpm", "5", "--tpm", "1000")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
@@ -49,6 +52,23 @@ def test_cli_prints_a_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
     assert keys(db, "create", "--name", "alice").returncode == 0, "a revoked key's name can be reused (rotation)"
     listed = orjson.loads(keys(db, "list", "--json").stdout)
     assert [k["revoked_at"] is None for k in listed] == [False, True]
+
+
+def test_cli_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT, free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    env["SLIPWAY_DATABASE_URL"] = f"postgresql+asyncpg://slipway:hunter2pw@127.0.0.1:{free_port()}/test"
+    env["SLIPWAY_DB_TIMEOUT_S"] = "2"
+    r = subprocess.run(
+        [sys.executable, "-m", "app", "keys", "list"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 1 and "cannot reach the database" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "hunter2pw" not in r.stdout + r.stderr
 
 
 def test_running_service_honours_the_database(upstream: Upstream, tmp_path: Path) -> None:
