@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from app.auth.keys import generate_key
 from tests.hardening.conftest import KEY, Upstream, bearer, keys, make_tables, server_with, upstream_model
@@ -86,3 +89,54 @@ def test_every_protected_route_needs_a_valid_key(server: SlipwayServer, db_keys:
 def test_public_routes_stay_open(server: SlipwayServer) -> None:
     for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
         assert httpx.get(server.url + path).status_code == 200, path
+
+
+def ws_turn(ws: Any) -> dict[str, Any]:
+    """One message over an authenticated socket: the frames up to `done` (or an error)."""
+    ws.send(orjson.dumps({"type": "message", "content": "hi"}).decode())
+    while True:
+        frame = orjson.loads(ws.recv(timeout=60))
+        if frame["type"] != "delta":
+            return frame
+
+
+def refused_close_code(url: str, *, header: str | None = None, frame: str | None = None) -> int | str:
+    """How a socket with this key ends: the HTTP status of a refused handshake, or the close code."""
+    headers = bearer(header) if header else None
+    try:
+        with connect(url, additional_headers=headers) as ws:
+            if frame is not None:
+                ws.send(orjson.dumps({"type": "auth", "key": frame}).decode())
+            else:
+                ws.send(orjson.dumps({"type": "message", "content": "hi"}).decode())
+            error = orjson.loads(ws.recv(timeout=30))
+            assert error["type"] == "error" and error["error"]["type"] == "authentication_error", error
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=30)
+            assert closed.value.rcvd is not None
+            return closed.value.rcvd.code
+    except InvalidStatus as exc:
+        body = orjson.loads(exc.response.body)
+        assert body["error"]["code"] == "invalid_api_key", body
+        return f"http {exc.response.status_code}"
+
+
+def test_the_websocket_needs_a_valid_key_by_header_or_first_frame(
+    server: SlipwayServer, db_keys: tuple[Path, Keys]
+) -> None:
+    _, stored = db_keys
+    sid = httpx.post(server.url + "/api/sessions", headers=bearer(KEY)).json()["id"]
+    url = server.url.replace("http://", "ws://") + f"/api/sessions/{sid}/ws"
+    assert refused_close_code(url) == 4401, "no key: an error frame, then close 4401"
+    for refused in (WRONG, stored.revoked):
+        assert refused_close_code(url, header=refused) == "http 401", "a wrong header key: 401 at the handshake"
+        assert refused_close_code(url, frame=refused) == 4401, "a wrong key in the auth frame"
+    for valid in (KEY, stored.database):
+        sid = httpx.post(server.url + "/api/sessions", headers=bearer(valid)).json()["id"]
+        url = server.url.replace("http://", "ws://") + f"/api/sessions/{sid}/ws"
+        with connect(url, additional_headers=bearer(valid)) as ws:
+            assert ws_turn(ws)["type"] == "done"
+        with connect(url) as ws:
+            ws.send(orjson.dumps({"type": "auth", "key": valid}).decode())
+            assert orjson.loads(ws.recv(timeout=30)) == {"type": "auth", "ok": True}
+            assert ws_turn(ws)["type"] == "done"
