@@ -9,8 +9,10 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.hardening.conftest import (
@@ -85,3 +87,67 @@ def test_sigterm_drains_streams_then_stops_the_rest(upstream: Upstream, tmp_path
     assert "shutdown: draining" in log and "grace period over; stopping 1 generation(s)" in log
     assert "Application shutdown complete" in log
     assert "timeout graceful shutdown exceeded" not in log, "streams ended before uvicorn had to cancel them"
+
+
+def session_stream(url: str, sid: str, content: str) -> list[Any]:
+    """A streamed session turn, read to the end: its JSON frames, and "[DONE]"."""
+    frames: list[Any] = []
+    with httpx.stream(
+        "POST", f"{url}/api/sessions/{sid}/messages?stream=true", json={"content": content}, headers=bearer(), timeout=60
+    ) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                payload = line.removeprefix("data: ")
+                frames.append(payload if payload == "[DONE]" else orjson.loads(payload))
+    return frames
+
+
+def test_sigterm_during_conversation_turns_leaves_nothing_half_written(upstream: Upstream, tmp_path: Path) -> None:
+    """A turn that ends within the grace period is stored complete; a longer one is stored as the partial
+    answer it had, marked incomplete, with its user message: read back by a new server on the same file."""
+    models = [upstream_model("short", upstream, "words-30-50"), upstream_model("long", upstream, "words-2000-50")]
+    db = f"sqlite+aiosqlite:///{tmp_path / 'kept.db'}"
+    env = {"SLIPWAY_API_KEYS": KEY, "SLIPWAY_SHUTDOWN_GRACE_S": "4", "SLIPWAY_DATABASE_URL": db}
+    (tmp_path / "a").mkdir()
+    with server_with(tmp_path / "a", models, **env) as server:
+        sids = {
+            name: httpx.post(server.url + "/api/sessions", json={"model": name}, headers=bearer()).json()["id"]
+            for name in ("short", "long")
+        }
+        frames: dict[str, list[Any]] = {}
+
+        def run(name: str) -> None:
+            frames[name] = session_stream(server.url, sids[name], f"a {name} turn")
+
+        threads = [threading.Thread(target=run, args=(name,)) for name in ("long", "short")]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while sorted(active_models(server)) != ["long", "short"]:
+            assert time.monotonic() < deadline, "the turns never started"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+            assert not t.is_alive(), "a turn hung through shutdown"
+        code = server.proc.wait(30)
+    assert code in (0, -signal.SIGTERM)
+    assert frames["short"][-2]["type"] == "done" and frames["short"][-2]["status"] == "complete"
+    assert frames["long"][-1] == "[DONE]", "the cut turn's stream still ends properly"
+
+    (tmp_path / "b").mkdir()
+    with server_with(tmp_path / "b", models, **env) as again:
+        stored = {
+            name: httpx.get(f"{again.url}/api/sessions/{sid}", headers=bearer()).json()["messages"]
+            for name, sid in sids.items()
+        }
+    short, long = stored["short"], stored["long"]
+    assert [(m["role"], m["status"]) for m in short] == [("user", "complete"), ("assistant", "complete")]
+    assert short[1]["content"].split() == [f"w{i}" for i in range(30)]
+    assert [(m["role"], m["status"]) for m in long] == [("user", "complete"), ("assistant", "incomplete")]
+    words = long[1]["content"].split()
+    assert 0 < len(words) < 2000 and words == [f"w{i}" for i in range(len(words))], "the partial, as generated"
+    assert long[1]["error"] in {"shutting_down", "client_disconnected"}
