@@ -3,6 +3,11 @@
 The host is the entry's `base_url`, else OLLAMA_HOST, else Ollama's own default. No connection is made
 at build time (`validate_model_on_init` stays off) so a dead Ollama never blocks start-up; failures
 are explained per request instead, a missing model with the `ollama pull` command that fixes it.
+
+The context window is sent as `num_ctx` on every request: Ollama's own default (2,048 or 4,096 tokens
+by version) silently drops the start of a longer prompt, while the conversation service fits history
+to the entry's `context_window` (8,192 when unset). Per-call `options` replace the model's options
+wholesale in langchain-ollama, so `num_ctx` is merged into them here.
 """
 
 from __future__ import annotations
@@ -34,13 +39,28 @@ def host(spec: ModelSpec, settings: Settings) -> str:
     return spec.base_url or settings.ollama_host or DEFAULT_HOST
 
 
+def context_window(spec: ModelSpec) -> int:
+    from app.services.history import DEFAULT_REMOTE_WINDOW
+
+    return spec.context_window or DEFAULT_REMOTE_WINDOW
+
+
 def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     from langchain_ollama import ChatOllama
 
+    class SlipwayChatOllama(ChatOllama):
+        """ChatOllama whose `num_ctx` survives per-call `options` (which otherwise replace it)."""
+
+        def _chat_params(self, messages: list[Any], stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+            if self.num_ctx is not None and kwargs.get("options") is not None:
+                kwargs["options"] = {"num_ctx": self.num_ctx, **kwargs["options"]}
+            return super()._chat_params(messages, stop, **kwargs)
+
     p = spec.params
     timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
-    return ChatOllama(
+    return SlipwayChatOllama(
         model=spec.upstream_model,
+        num_ctx=context_window(spec),
         base_url=host(spec, settings),
         temperature=p.temperature,
         top_p=p.top_p,

@@ -80,6 +80,7 @@ def remote_models(s: StandIns, closed_port: int) -> dict[str, Any]:
             {"name": "llama3.1", **ollama},
             {"name": "ollama-envhost", **{k: v for k, v in ollama.items() if k != "base_url"}, "model": "envhost-a"},
             {"name": "ollama-missing", **ollama, "model": "missing-a"},
+            {"name": "ollama-window", **ollama, "model": "window-a", "context_window": 16384},
             {"name": "ollama-refused", **ollama, "base_url": refused},
             {"name": "ollama-dns", **ollama, "base_url": "http://ollama-standin.invalid:11434"},
             {"name": "ollama-slow", **ollama, "model": "slow-a", "first_token_timeout_s": 1},

@@ -35,6 +35,7 @@ def test_parameters_reach_ollama_options(remote: SlipwayServer, standins: StandI
     assert sent.path == "/api/chat"
     assert sent.body["stream"] is True
     assert sent.body["options"] == {
+        "num_ctx": 8192,  # the entry sets no context_window: the documented remote default, never Ollama's own
         "temperature": 0,
         "top_p": 0.5,
         "num_predict": 7,
@@ -50,7 +51,13 @@ def test_parameters_reach_ollama_options(remote: SlipwayServer, standins: StandI
 
 def test_model_entry_defaults_apply_when_the_request_leaves_them_out(remote: SlipwayServer, standins: StandIns) -> None:
     assert chat(remote, "llama3.1").status_code == 200
-    assert standins.ollama.requests_for("llama3.1:8b")[-1].body["options"] == {"num_predict": 24}
+    assert standins.ollama.requests_for("llama3.1:8b")[-1].body["options"] == {"num_ctx": 8192, "num_predict": 24}
+
+
+def test_the_entrys_context_window_reaches_ollama_as_num_ctx(remote: SlipwayServer, standins: StandIns) -> None:
+    assert chat(remote, "ollama-window", temperature=0.5).status_code == 200
+    options = standins.ollama.requests_for("window-a")[-1].body["options"]
+    assert options == {"num_ctx": 16384, "temperature": 0.5, "num_predict": 24}
 
 
 def test_streaming_reports_usage_from_the_final_done_line(remote: SlipwayServer, standins: StandIns) -> None:
