@@ -97,13 +97,13 @@ def serve(
     check_bind(settings, auth_on)
     app = create_app(settings, models_file)
     if tunnel:
-        from app.core.plugins import optional_import
+        from app.tunnel import TunnelRefused, attach_tunnel
 
-        tunnel_module = optional_import("app.tunnel")
-        if tunnel_module is None:
-            fail("--tunnel is not available in this build yet (app/tunnel.py is missing)")
+        try:
+            attach_tunnel(app, settings, auth_on)
+        except TunnelRefused as exc:
+            fail(str(exc))
             return
-        tunnel_module.attach_tunnel(app, settings, auth_on)
     uvicorn.run(
         app,
         host=settings.host,

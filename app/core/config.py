@@ -63,8 +63,11 @@ class Settings(BaseSettings):
     ngrok_authtoken: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLIPWAY_NGROK_AUTHTOKEN", "NGROK_AUTHTOKEN")
     )
-    ngrok_path: Path | None = None
+    ngrok_path: Path | None = None  # the agent binary; default: pyngrok's (downloaded there on first use)
+    ngrok_config_path: Path | None = None  # the agent's config file; default: ngrok's own
     ngrok_region: str | None = None
+    ngrok_version: Literal["v2", "v3"] = "v3"  # the agent's major version
+    ngrok_startup_timeout_s: int = Field(default=20, ge=1)
 
     # Remote providers: their conventional variables, read here so no other module touches os.environ.
     ollama_host: str | None = Field(default=None, validation_alias=AliasChoices("SLIPWAY_OLLAMA_HOST", "OLLAMA_HOST"))
