@@ -1,0 +1,25 @@
+"""The web chat page at `/`: static files served by the app, no build step.
+
+The page talks to the public API only (`/v1/models`, `/api/sessions`, the session WebSocket), so it
+needs no routes of its own and no privileges a tester's key does not have. Its security headers (a
+strict Content-Security-Policy: scripts from this origin only) come from `app.hardening.headers`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    async def index() -> FileResponse:
+        # no-cache: a new release's page is picked up at once (it is a few kB).
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,0 +1,218 @@
+"""The web chat page at `/` in real headless Chromium (Debian's, driven by Playwright) against a real
+Slipway whose models are the loopback stand-in of tests/sessions/standin.py (`recall` answers with the
+user messages it was sent, `recall-slow` the same one word every 30 ms, `slow` 60 words 50 ms apart),
+so what the page must show is known. Screenshots go to test-artifacts/screenshots/. Polled page
+functions are arrow functions: the page's CSP forbids eval, which Playwright uses for plain expressions."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.chromium import browser
+from tests.servers import ROOT, SlipwayServer
+from tests.sessions.conftest import echo_models, messages, start_server
+from tests.sessions.standin import EchoModel
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+KEY = "sk-slw-browser-test-0123456789abcdef0123456789abcdef"
+LAST_ANSWER = "#messages .message.assistant >> nth=-1"
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[EchoModel]:
+    with EchoModel() as model:
+        yield model
+
+
+@pytest.fixture(scope="module")
+def server(echo: EchoModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlipwayServer]:
+    tmp = tmp_path_factory.mktemp("web")
+    s = start_server(tmp, echo_models(echo), f"sqlite+aiosqlite:///{tmp / 'web.db'}")
+    yield s
+    s.stop()
+    s.tmp.cleanup()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with browser() as context:
+        yield context
+
+
+@pytest.fixture
+def page(chromium: Any, server: SlipwayServer) -> Iterator[Any]:
+    page = chromium.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def send(page: Any, model: str, text: str) -> None:
+    if page.locator("#model").is_enabled():
+        page.select_option("#model", model)
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+
+
+def answer_status(page: Any) -> str:
+    return page.locator(LAST_ANSWER).get_attribute("data-status") or ""
+
+
+def wait_answer(page: Any, status: str = "complete") -> str:
+    page.wait_for_function(
+        "s => { const a = [...document.querySelectorAll('#messages .message.assistant')].pop();"
+        " return a && a.dataset.status === s; }",
+        arg=status,
+        timeout=60_000,
+    )
+    return page.locator(LAST_ANSWER + " >> .content").inner_text()
+
+
+def test_the_page_is_served_with_its_security_headers(server: SlipwayServer) -> None:
+    r = httpx.get(server.url + "/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+    assert r.headers["x-frame-options"] == "DENY"
+    for asset in ("app.js", "markdown.js", "style.css"):
+        assert httpx.get(f"{server.url}/static/{asset}").status_code == 200, asset
+    assert "/" not in httpx.get(server.url + "/openapi.json").json()["paths"], "the page is not an API operation"
+
+
+def test_the_answer_streams_in_token_by_token(page: Any) -> None:
+    send(page, "recall-slow", "the tide comes in and the tide goes out again")
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = answer_status(page)
+        text = page.locator(LAST_ANSWER + " >> .content").inner_text().strip()
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        if status == "complete":
+            break
+        time.sleep(0.01)
+    final = wait_answer(page).strip()
+    assert final == "seen=2 | the tide comes in and the tide goes out again"
+    partial = [t for t in seen if t != final]
+    assert len(partial) >= 2, f"the text should appear in pieces before the answer completes: {seen}"
+    for shorter, longer in itertools.pairwise(seen):
+        assert longer.startswith(shorter), (shorter, longer)
+    assert "recall-slow" in page.locator(LAST_ANSWER + " >> .meta").inner_text()
+
+
+def test_stop_ends_the_generation_and_keeps_the_partial(page: Any, server: SlipwayServer) -> None:
+    send(page, "slow", "tell me a long story")
+    page.wait_for_function(
+        "() => { const a = [...document.querySelectorAll('#messages .message.assistant')].pop();"
+        " return a && a.querySelector('.content').innerText.trim().length > 0; }"
+    )
+    assert page.locator("#stop").is_visible() and not page.locator("#send").is_visible()
+    page.click("#stop")
+    shown = wait_answer(page, "incomplete").split()
+    assert "stopped" in page.locator(LAST_ANSWER + " >> .meta").inner_text()
+    assert page.locator("#send").is_visible() and not page.locator("#stop").is_visible()
+    sid = page.locator("#sessions button.session.current").get_attribute("data-id")
+    stored = messages(server.url, sid)
+    assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "incomplete")]
+    words = stored[1]["content"].split()
+    assert 0 < len(words) < 60, "generation stopped before the end"
+    assert shown == words, "the page shows what was stored"
+
+
+def test_reload_and_reopen_a_session(page: Any) -> None:
+    send(page, "recall", "remember the lighthouse")
+    wait_answer(page)
+    send(page, "recall", "and the harbour")
+    assert wait_answer(page).strip() == "seen=4 | remember the lighthouse | and the harbour"
+    sid = page.locator("#sessions button.session.current").get_attribute("data-id")
+    page.reload()
+    page.wait_for_selector(f"#sessions button.session[data-id='{sid}']")
+    assert page.locator("#messages .message").count() == 0
+    page.click(f"#sessions button.session[data-id='{sid}']")
+    page.wait_for_function("() => document.querySelectorAll('#messages .message').length === 4")
+    texts = page.locator("#messages .message .content").all_inner_texts()
+    assert [t.strip() for t in texts[::2]] == ["remember the lighthouse", "and the harbour"]
+    assert page.locator("#model").input_value() == "recall" and page.locator("#model").is_disabled()
+    send(page, "recall", "and the boats")  # the reopened conversation goes on with its history
+    assert wait_answer(page).strip().startswith("seen=6 | remember the lighthouse")
+
+
+def test_html_and_script_from_a_model_do_not_run(page: Any) -> None:
+    payload = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> **bold** and `code`'
+    send(page, "recall", payload)
+    text = wait_answer(page)
+    answer = page.locator(LAST_ANSWER)
+    assert page.evaluate("window.__xss") is None, "model output ran as code"
+    assert answer.locator("img").count() == 0 and answer.locator("script").count() == 0
+    assert page.locator("#messages img, #messages script").count() == 0
+    assert '<img src=x onerror="window.__xss=1">' in text and "<script>window.__xss=2</script>" in text
+    assert answer.locator("strong").inner_text() == "bold" and answer.locator("code").inner_text() == "code"
+
+
+@pytest.fixture(scope="module")
+def keyed(echo: EchoModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlipwayServer]:
+    tmp = tmp_path_factory.mktemp("web-keyed")
+    s = start_server(tmp, echo_models(echo), f"sqlite+aiosqlite:///{tmp / 'web.db'}", SLIPWAY_API_KEYS=KEY)
+    yield s
+    s.stop()
+    s.tmp.cleanup()
+
+
+def test_with_auth_on_the_page_asks_for_a_key(chromium: Any, keyed: SlipwayServer) -> None:
+    page = chromium.new_page()
+    try:
+        page.goto(keyed.url + "/")
+        page.wait_for_selector("#key-dialog[open]")
+        page.fill("#key-input", "sk-slw-not-a-real-key")
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector("#key-error:not([hidden])")
+        assert "refused" in page.locator("#key-error").inner_text()
+        page.fill("#key-input", KEY)
+        page.click("#key-form button[type=submit]")
+        page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
+        assert page.evaluate("sessionStorage.getItem('slipway.apiKey')") == KEY
+        assert page.evaluate("localStorage.length") == 0, "the key is not kept beyond the tab"
+        send(page, "recall", "hello with a key")  # REST with the header, then the WebSocket's auth frame
+        assert wait_answer(page).strip() == "seen=2 | hello with a key"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (1280, 800)])
+def test_screenshots_and_narrow_screens(page: Any, width: int, height: int) -> None:
+    page.set_viewport_size({"width": width, "height": height})
+    send(page, "recall", "Show me **Markdown**:\n\n- a list item\n- another one\n\n```python\nprint('hello')\n```")
+    wait_answer(page)
+    assert page.locator(LAST_ANSWER + " >> pre code").inner_text().strip() == "print('hello')"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, "nothing overflows sideways"
+    for selector in ("#input", "#send", "#model"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
+    if width < 720:
+        assert not page.locator("#sidebar").is_visible() or page.locator("#sidebar").bounding_box()["x"] < 0
+        page.click("#toggle-sidebar")
+        page.wait_for_function("() => document.getElementById('sidebar').getBoundingClientRect().x >= 0")
+        page.mouse.click(width - 10, height // 2)  # a tap beside the list closes it
+        page.wait_for_function("() => document.getElementById('sidebar').getBoundingClientRect().right <= 0")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"web-{width}.png"
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    print(f"\nscreenshot: {path.relative_to(ROOT)}")
+
+
+def test_screenshot_paths_are_ignored_by_git() -> None:
+    assert "test-artifacts/" in Path(ROOT / ".gitignore").read_text().split()
