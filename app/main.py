@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, models_file: ModelsFile | None 
                     log.exception("shutdown hook failed")
             if not load.done():
                 load.cancel()
+            await registry.aclose()
             await asyncio.to_thread(registry.close)
 
     app = FastAPI(

@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable
 from app.core.models_file import ModelSpec
+
+
+@dataclass(slots=True)
+class Piece:
+    """One streamed chunk as generation reads it, whatever the provider: text (maybe empty), a finish
+    reason, token counts when the upstream sent them."""
+
+    text: str = ""
+    finish_reason: Any = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 class ProviderNotConfigured(ServiceUnavailable):
@@ -33,6 +45,9 @@ class Provider:
     #: Maps generic request params (temperature, top_p, max_tokens, stop, seed) to the chat model's
     #: call kwargs; identity by default (LangChain's own names).
     call_kwargs: Callable[[dict[str, object]], dict[str, object]] | None = None
+    #: Optional direct streaming client for the API hot path (see `app.providers.openai_wire`):
+    #: built per entry, it has `stream(messages, call_kwargs)` yielding pieces and `aclose()`.
+    wire: Callable[[ModelSpec, Settings], Any] | None = None
 
 
 PROVIDERS: dict[str, Provider] = {}

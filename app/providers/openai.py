@@ -4,6 +4,8 @@ through `langchain-openai`, addressed by the entry's `base_url` and keyed by its
 This is how a deployment moves model serving onto its own machines without changing its clients.
 The client's own retries are off (`max_retries=0`): `generation.generate` owns the retry policy.
 Streams ask for usage (`stream_options.include_usage`), which vLLM and llama.cpp's server honour.
+Chains use the LangChain model; the API's generations go through `wire`, the same request without
+the SDK's per-chunk cost (`app.providers.openai_wire`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from app.core.logging import register_secrets
 from app.core.models_file import ModelSpec
 from app.providers.base import Provider, ProviderNotConfigured, register
 from app.providers.failures import generic_classify, short_detail
+from app.providers.openai_wire import OpenAIWire, UpstreamHTTPError
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: Self-hosted servers often run without keys; the client library still insists on one.
@@ -70,6 +73,12 @@ def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     )
 
 
+def wire(spec: ModelSpec, settings: Settings) -> OpenAIWire:
+    """The direct streaming client the API routes use (`openai_wire`: no SDK on the hot path)."""
+    key = api_key(spec, settings)
+    return OpenAIWire(spec, settings, None if key == NO_KEY else key)
+
+
 def call_kwargs(params: dict[str, object]) -> dict[str, Any]:
     return {PARAM_NAMES[k]: v for k, v in params.items() if k in PARAM_NAMES and v is not None}
 
@@ -82,6 +91,9 @@ def classify(exc: BaseException, spec: ModelSpec, settings: Settings) -> APIErro
     while item is not None:
         if isinstance(item, openai.APIStatusError):
             detail = _message(item.body) or item.message
+            break
+        if isinstance(item, UpstreamHTTPError):
+            detail = item.message
             break
         item = item.__cause__
     return generic_classify(exc, spec, spec.base_url, detail=short_detail(detail))
@@ -97,4 +109,4 @@ def _message(body: object) -> str | None:
     return None
 
 
-register(Provider(name="openai", build=build, classify=classify, call_kwargs=call_kwargs))
+register(Provider(name="openai", build=build, classify=classify, call_kwargs=call_kwargs, wire=wire))

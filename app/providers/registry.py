@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 
@@ -38,6 +38,8 @@ class ModelHandle:
     detail: str | None = None
     created: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    #: The provider's direct streaming client, when it has one (`Provider.wire`).
+    wire: Any = None
 
     @property
     def name(self) -> str:
@@ -85,6 +87,8 @@ class ModelRegistry:
         for handle in self.handles.values():
             try:
                 handle.chat_model = handle.provider.build(handle.spec, self.settings)
+                if handle.provider.wire is not None:
+                    handle.wire = handle.provider.wire(handle.spec, self.settings)
                 handle.state = "loading" if handle.provider.in_process else "ready"
                 handle.detail = None
             except APIError as exc:
@@ -107,6 +111,12 @@ class ModelRegistry:
     @property
     def local_ready(self) -> bool:
         return all(h.state == "ready" for h in self.handles.values() if h.provider.in_process)
+
+    async def aclose(self) -> None:
+        """Close the direct streaming clients (their pooled connections) in the loop that used them."""
+        for handle in self.handles.values():
+            if handle.wire is not None:
+                await handle.wire.aclose()
 
     def close(self) -> None:
         for handle in self.handles.values():

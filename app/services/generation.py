@@ -19,6 +19,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from app.core.errors import APIError, ServiceUnavailable, UpstreamTimeout
+from app.providers.base import Piece
 from app.providers.failures import generic_classify, is_retryable
 from app.providers.registry import ModelHandle, ModelRegistry
 
@@ -129,7 +130,11 @@ async def _attempt(
     started = loop.time()
     usage = Usage()
     finish: str | None = None
-    stream = handle.chat_model.astream(list(messages), **kwargs)
+    stream = (
+        handle.wire.stream(messages, kwargs)
+        if handle.wire is not None
+        else _pieces(handle.chat_model.astream(list(messages), **kwargs))
+    )
     got_token = False
     deadline = started + min(first_timeout, total_timeout)
     try:
@@ -142,14 +147,13 @@ async def _attempt(
                 raise TimeoutError
             try:
                 async with asyncio.timeout(remaining):
-                    chunk = await anext(stream)
+                    piece = await anext(stream)
             except StopAsyncIteration:
                 break
-            text = chunk.content if isinstance(chunk.content, str) else chunk.text
-            if chunk.usage_metadata:
-                usage.prompt_tokens += chunk.usage_metadata.get("input_tokens", 0) or 0
-                usage.completion_tokens += chunk.usage_metadata.get("output_tokens", 0) or 0
-            reason = _finish_reason(chunk.response_metadata or {})
+            text = piece.text
+            usage.prompt_tokens += piece.prompt_tokens or 0
+            usage.completion_tokens += piece.completion_tokens or 0
+            reason = _finish_reason({"finish_reason": piece.finish_reason})
             if reason:
                 finish = reason
             if text:
@@ -168,6 +172,22 @@ async def _attempt(
     finally:
         await stream.aclose()
     yield Finished(finish_reason=finish or "stop", usage=usage, model=handle.name)
+
+
+async def _pieces(chunks: AsyncIterator[Any]) -> AsyncIterator[Piece]:
+    """LangChain message chunks as the pieces `_attempt` reads (the wire clients yield these directly)."""
+    try:
+        async for chunk in chunks:
+            usage = chunk.usage_metadata or {}
+            metadata = chunk.response_metadata or {}
+            yield Piece(
+                text=chunk.content if isinstance(chunk.content, str) else chunk.text,
+                finish_reason=metadata.get("finish_reason") or metadata.get("done_reason"),
+                prompt_tokens=usage.get("input_tokens"),
+                completion_tokens=usage.get("output_tokens"),
+            )
+    finally:
+        await chunks.aclose()
 
 
 class StreamStarted(Exception):

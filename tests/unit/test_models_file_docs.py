@@ -23,7 +23,7 @@ def test_documented_example_validates_and_builds(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("GOOGLE_API_KEY", "doc-example-google-key")
     monkeypatch.setenv("VLLM_API_KEY", "doc-example-vllm-key")
     settings = Settings(_env_file=None)
-    expected = {"local": "ChatLlamaCpp", "ollama": "ChatOllama", "gemini": "SlipwayGemini", "openai": "ChatOpenAI"}
+    expected = {"local": "ChatLlamaCpp", "ollama": "SlipwayChatOllama", "gemini": "SlipwayGemini", "openai": "ChatOpenAI"}
     for spec in example.models:
         model = get_provider(spec.provider).build(spec, settings)  # no connection, no weights loaded
         assert type(model).__name__ == expected[spec.provider], spec.name
