@@ -40,7 +40,7 @@ SSE_EVENT_SCHEMA = {
 }
 
 
-def get_sessions(conn: HTTPConnection) -> SessionService:
+async def get_sessions(conn: HTTPConnection) -> SessionService:
     return conn.app.state.sessions
 
 
