@@ -48,7 +48,6 @@ def main(
     quick: Annotated[bool, typer.Option(help="Fewer requests and rounds (a smoke run, not for figures).")] = False,
     litellm: Annotated[bool, typer.Option("--litellm/--no-litellm", help="Include LiteLLM's proxy.")] = True,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds per overhead cell (spread).")] = 3,
-    workers: Annotated[str, typer.Option(help="Slipway worker counts to measure, e.g. 1,2.")] = "1",
     out: Annotated[Path, typer.Option(help="Where results go.")] = RESULTS,
     save_baseline: Annotated[bool, typer.Option("--save-baseline", help="Write bench/baseline.json from this run.")] = False,
     baseline: Annotated[Path, typer.Option(help="The baseline to compare with.")] = report.BASELINE,
@@ -77,7 +76,6 @@ def main(
         warmup=10 if quick else 40,
         concurrency=(1, 16) if quick else (1, 4, 16, 64),
         litellm=litellm,
-        slipway_workers=tuple(int(w) for w in workers.split(",")),
     )
     with gateways.workdir() as tmp:
         work = Path(tmp)

@@ -99,7 +99,7 @@ def mock_upstream(chunks: int, pace_ms: float, workdir: Path) -> Iterator[Target
 
 
 @contextlib.contextmanager
-def slipway(upstream: Target, workdir: Path, *, workers: int = 1, profile: Path | None = None) -> Iterator[Target]:
+def slipway(upstream: Target, workdir: Path, *, profile: Path | None = None) -> Iterator[Target]:
     """`python -m app` as in production on loopback: JSON logs to a file, metrics on, auth off."""
     port = free_port()
     base_url = upstream.url.rsplit("/chat/completions", 1)[0]
@@ -111,7 +111,6 @@ def slipway(upstream: Target, workdir: Path, *, workers: int = 1, profile: Path 
         {
             "SLIPWAY_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/slipway-{port}.db",
             "SLIPWAY_LOG_JSON": "true",
-            "SLIPWAY_WORKERS": str(workers),
         }
     )
     args = ["--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
@@ -123,7 +122,7 @@ def slipway(upstream: Target, workdir: Path, *, workers: int = 1, profile: Path 
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_http(base + "/readyz", proc, log, 90)
-        yield Target("slipway" if workers == 1 else f"slipway-{workers}w", base + "/v1/chat/completions", None, proc)
+        yield Target("slipway", base + "/v1/chat/completions", None, proc)
     finally:
         _stop(proc)
 

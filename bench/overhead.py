@@ -35,7 +35,6 @@ class Plan:
     chunks: int = 20
     pace_ms: float = 1.0
     litellm: bool = True
-    slipway_workers: tuple[int, ...] = (1,)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -75,8 +74,7 @@ def targets(plan: Plan, work: Path, *, stream: bool) -> Iterator[list[gateways.T
     with contextlib.ExitStack() as stack:
         mock = stack.enter_context(gateways.mock_upstream(plan.chunks, pace, work))
         found = [mock]
-        for workers in plan.slipway_workers:
-            found.append(stack.enter_context(gateways.slipway(mock, work, workers=workers)))
+        found.append(stack.enter_context(gateways.slipway(mock, work)))
         if plan.litellm:
             found.append(stack.enter_context(gateways.litellm(mock, work)))
         yield found

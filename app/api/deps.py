@@ -10,7 +10,6 @@ from starlette.requests import HTTPConnection
 from app.core.config import Settings
 from app.providers.registry import ModelRegistry
 
-
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread,
 # two thread hops per request for what is an attribute lookup (seen in bench/profile.py's profile).
 

@@ -25,7 +25,6 @@ class Settings(BaseSettings):
     # Serving
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
     config: Path | None = Field(default=None, description="Models file (YAML); none = the packaged model alone.")
     log_level: str = "info"
     log_json: bool = True
