@@ -7,6 +7,7 @@ and closed at shutdown.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,6 +49,11 @@ def create_app(settings: Settings | None = None, models_file: ModelsFile | None 
             await hook(app)
         load = asyncio.create_task(registry.load_local())
         app.state.model_load_task = load
+        # Everything built so far (imports, LangChain, models, the app) lives as long as the process:
+        # freezing it keeps the garbage collector's full passes from re-scanning it during requests,
+        # which showed as ~100 ms pauses in p99 latency under load (bench: c=16 p99).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

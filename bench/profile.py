@@ -18,12 +18,12 @@ from bench.overhead import load
 #: Layer of a source file, by the first pattern that matches its path.
 LAYERS: list[tuple[str, str]] = [
     (r"/work/main/app/|/app/(api|services|providers|core|auth|limits|observability|hardening|storage)/", "slipway (app/)"),
-    (r"site-packages/(fastapi|starlette|sse_starlette|uvicorn|anyio|httptools|h11|websockets)/", "framework (FastAPI, Starlette, uvicorn)"),
+    (r"site-packages/(fastapi|starlette|sse_starlette|uvicorn|anyio|httptools|websockets)/", "framework (FastAPI, Starlette, uvicorn)"),
     (r"site-packages/(pydantic|pydantic_core)/", "validation (pydantic)"),
     (r"site-packages/(orjson)|/json/", "serialisation (JSON)"),
     (r"site-packages/(langchain_core|langchain_openai|langsmith)/", "LangChain (core, openai, langsmith)"),
     (r"site-packages/(openai)/", "openai SDK (under LangChain)"),
-    (r"site-packages/(httpx|httpcore|httpx2|httpcore2|h2|anyio)/", "HTTP client (httpx)"),
+    (r"site-packages/(httpx|httpcore|h11|h2)/", "HTTP client (httpx, httpcore, h11)"),
     (r"site-packages/(structlog)/|/logging/", "logging"),
     (r"site-packages/(prometheus_client|opentelemetry)", "metrics and tracing"),
     (r"/asyncio/|uvloop", "event loop"),
