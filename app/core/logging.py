@@ -84,8 +84,8 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
     # google-genai logs "AFC is enabled" at INFO on every request: noise, not news.
     logging.getLogger("google_genai").setLevel(max(root.level, logging.WARNING))
     # httpx logs every upstream request at INFO: a second line per request on the hot path, and the
-    # access log already says which model answered and how.
-    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    # access log already says which model answered and how. At DEBUG it speaks, like everything else.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
