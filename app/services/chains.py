@@ -8,7 +8,6 @@ from deep inside a prompt template.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.chains import CHAINS, ChainSpec, UnknownChain, get_chain
 from app.core.errors import APIError, GenerationError, InvalidRequest, NotFound
 from app.providers.registry import ModelRegistry
+from app.services.first_event import FirstEvent
 from app.services.generation import GenParams, StreamStarted
 from app.services.served_model import ServedChatModel
 
@@ -155,40 +155,17 @@ class ChainStream:
     def __init__(self, run: ChainRun, value: dict[str, Any]) -> None:
         self.run = run
         self.chunks = run.runnable.astream(check_input(run.spec, value, "input"))
-        self._pending: asyncio.Future[Any] | None = None
-        self._first: list[Any] = []
-        self._exhausted = False
+        self._chunks = FirstEvent(self.chunks)
 
     async def first(self, wait_s: float) -> None:
-        self._pending = asyncio.ensure_future(anext(self.chunks))
-        done, _ = await asyncio.wait({self._pending}, timeout=wait_s)
-        if not done:
-            return
-        task, self._pending = self._pending, None
         try:
-            self._first.append(task.result())
-        except StopAsyncIteration:
-            self._exhausted = True
+            await self._chunks.wait(wait_s)
         except StreamStarted as exc:
             raise exc.error from None
 
-    async def _chunks(self) -> AsyncIterator[Any]:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            try:
-                yield await pending
-            except StopAsyncIteration:
-                return
-        for chunk in self._first:
-            yield chunk
-        if self._exhausted:
-            return
-        async for chunk in self.chunks:
-            yield chunk
-
     async def body(self) -> AsyncIterator[dict[str, str]]:
         try:
-            async for chunk in self._chunks():
+            async for chunk in self._chunks:
                 if chunk != "":  # the model's closing (usage-only) chunk parses to ""
                     yield _event("data", chunk)
         except StreamStarted as exc:
@@ -203,10 +180,6 @@ class ChainStream:
         yield _event("end", self.run.summary())
 
     async def aclose(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+        await self._chunks.cancel()
         with contextlib.suppress(RuntimeError):
             await self.chunks.aclose()

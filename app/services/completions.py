@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,6 +12,7 @@ from app import protocol
 from app.core.errors import APIError, InvalidRequest, PayloadTooLarge
 from app.protocol import ChatCompletionRequest, ChatMessage
 from app.providers.registry import ModelHandle, ModelRegistry
+from app.services.first_event import FirstEvent
 from app.services.generation import Delta, Finished, GenParams, StreamStarted, collect, generate
 
 
@@ -107,35 +106,22 @@ class ChatStream:
     def __init__(self, registry: ModelRegistry, req: ChatCompletionRequest, prepared: Prepared) -> None:
         self.req = req
         self.events = generate(registry, req.model, prepared.messages, prepared.params, **hooks(registry))
+        self._events = FirstEvent(self.events)
         self.cid = protocol.completion_id()
         self.created = protocol.now()
         self.model = prepared.handle.name
         self.finished: Finished | None = None
-        self._pending: asyncio.Task | None = None
-        self._first: Delta | Finished | None = None
 
     async def first(self, wait_s: float) -> None:
         """Raises the APIError of a request that fails before any token (so it gets a real status)."""
-        self._pending = asyncio.ensure_future(anext(self.events))
-        done, _ = await asyncio.wait({self._pending}, timeout=wait_s)
-        if done:
-            task, self._pending = self._pending, None
-            self._first = task.result()  # raises APIError before the first token
-            self.model = self._first.model
-
-    async def _events(self) -> AsyncIterator[Delta | Finished]:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            yield await pending
-        elif self._first is not None:
-            yield self._first
-        async for event in self.events:
-            yield event
+        await self._events.wait(wait_s)
+        if self._events.first is not None:
+            self.model = self._events.first.model
 
     async def body(self) -> AsyncIterator[bytes]:
         role_sent = False
         try:
-            async for event in self._events():
+            async for event in self._events:
                 self.model = event.model
                 if not role_sent:
                     role_sent = True
@@ -161,9 +147,5 @@ class ChatStream:
 
     async def aclose(self) -> None:
         """Stop generation (client gone before the body started)."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+        await self._events.cancel()
         await self.events.aclose()

@@ -9,8 +9,6 @@ WS     /api/sessions/{id}/ws             turns over a WebSocket (`ws.py`)
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -25,6 +23,7 @@ from app.api.cancellation import ClientDisconnected, until_disconnect
 from app.api.deps import IdentityDep, SettingsDep
 from app.api.responses import JSONResponse
 from app.core.errors import APIError
+from app.services.first_event import FirstEvent
 from app.services.generation import Delta
 from app.services.sessions import MessageOut, SessionDeleted, SessionDetail, SessionOut, SessionPage, SessionService
 from app.services.turns import Turn, TurnDone, TurnFailed
@@ -198,32 +197,17 @@ class TurnStream:
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
-        self.events = turn.events()
-        self._pending: asyncio.Future[Any] | None = None
-        self._first: Any = None
+        self.events: FirstEvent[Delta | TurnDone] = FirstEvent(turn.events())
 
     async def first(self, wait_s: float) -> None:
-        self._pending = asyncio.ensure_future(anext(self.events))
-        done, _ = await asyncio.wait({self._pending}, timeout=wait_s)
-        if done:
-            task, self._pending = self._pending, None
-            try:
-                self._first = task.result()
-            except TurnFailed as exc:
-                raise failure(exc) from None
-
-    async def _iterate(self) -> AsyncIterator[Delta | TurnDone]:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            yield await pending
-        elif self._first is not None:
-            yield self._first
-        async for event in self.events:
-            yield event
+        try:
+            await self.events.wait(wait_s)
+        except TurnFailed as exc:
+            raise failure(exc) from None
 
     async def body(self) -> AsyncIterator[bytes]:
         try:
-            async for event in self._iterate():
+            async for event in self.events:
                 frame = delta_frame(event) if isinstance(event, Delta) else done_frame(event)
                 yield _sse(frame)
         except TurnFailed as exc:
@@ -238,11 +222,7 @@ class TurnStream:
     async def aclose(self) -> None:
         """The client went away: stop generating; the turn stores what it has."""
         self.turn.cancel("client_disconnected")
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+        await self.events.cancel()
 
 
 def _sse(frame: dict[str, Any]) -> bytes:
