@@ -22,6 +22,7 @@ from app.core.errors import APIError, ServiceUnavailable, UpstreamTimeout
 from app.providers.base import Piece
 from app.providers.failures import generic_classify, is_retryable
 from app.providers.registry import ModelHandle, ModelRegistry
+from app.services.history import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ async def generate(
         attempts = handle.spec.retries + 1
         for attempt in range(attempts):
             emitted = False
+            pieces, charged = 0, False
             try:
                 _check_stopping(registry)
                 async with handle.slots.hold() as waited:
@@ -236,21 +238,29 @@ async def generate(
                     _check_stopping(registry)
                     attempt_events = _attempt(handle, messages, params.for_spec(handle), registry.settings)
                     async with contextlib.aclosing(attempt_events):
-                        async for event in attempt_events:
-                            if isinstance(event, Finished):
-                                event.queue_wait_s = waited
-                                event.attempts = attempt + 1
-                                event.fallback_from = primary.name if index else None
-                                if on_finish:
-                                    on_finish(event)
-                            else:
-                                _check_stopping(registry)
-                                if first_token:
-                                    first_token = False
-                                    if on_first_token:
-                                        on_first_token(handle.name, time.perf_counter() - started)
-                            emitted = True
-                            yield event
+                        try:
+                            async for event in attempt_events:
+                                if isinstance(event, Finished):
+                                    event.queue_wait_s = waited
+                                    event.attempts = attempt + 1
+                                    event.fallback_from = primary.name if index else None
+                                    charged = True
+                                    if on_finish:
+                                        on_finish(event)
+                                else:
+                                    pieces += 1
+                                    _check_stopping(registry)
+                                    if first_token:
+                                        first_token = False
+                                        if on_first_token:
+                                            on_first_token(handle.name, time.perf_counter() - started)
+                                emitted = True
+                                yield event
+                        finally:
+                            if pieces and not charged and on_finish:
+                                # Cut short (client gone, cancelled, failed mid-answer, shut down): what was
+                                # generated still counts against the key's tokens per minute, estimated.
+                                on_finish(_cut_short(handle, messages, pieces))
                 _observe(handle, None)
                 return
             except asyncio.CancelledError:
@@ -277,6 +287,14 @@ async def generate(
             break
     assert last_error is not None
     raise last_error
+
+
+def _cut_short(handle: ModelHandle, messages: Sequence[BaseMessage], pieces: int) -> Finished:
+    """Usage of an answer that never reached its end (no usage from the upstream): one token per
+    streamed piece (exact for the local model, usual for OpenAI-compatible servers), and the prompt by
+    the documented estimate of `app.services.history`."""
+    usage = Usage(prompt_tokens=estimate_tokens(messages), completion_tokens=pieces)
+    return Finished(finish_reason="cancelled", usage=usage, model=handle.name)
 
 
 def _check_stopping(registry: ModelRegistry) -> None:

@@ -15,7 +15,7 @@ import redis
 from app.auth.keys import generate_key, static_identity
 from app.limits.shared import KEY_PREFIX
 from tests.faults import TcpProxy
-from tests.hardening.conftest import Upstream, bearer, chat_body, server_with, upstream_model
+from tests.hardening.conftest import Upstream, access_log, bearer, chat_body, server_with, upstream_model
 from tests.servers import SlipwayServer
 
 pytestmark = pytest.mark.slow
@@ -74,6 +74,33 @@ def test_tokens_per_minute_are_charged_from_usage(upstream: Upstream, tmp_path: 
         assert third.status_code == 429, "two answers of 12+ tokens exhaust 20 tokens per minute"
         assert "tokens per minute" in third.json()["error"]["message"]
         assert third.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_tokens_of_an_abandoned_stream_are_charged(upstream: Upstream, tmp_path: Path) -> None:
+    """Streaming and walking away must not be a way around tokens per minute."""
+    key = generate_key()
+    models = [upstream_model("long", upstream, "words-400-20"), upstream_model("tiny", upstream, "words-1-0")]
+    # 60 tokens per minute refill one token a second: slow enough to read the charge off the next response.
+    with server_with(tmp_path, models, SLIPWAY_API_KEYS=key, SLIPWAY_DEFAULT_TPM="60") as server:
+        received = 0
+        body = chat_body("Hello", model="long", stream=True)
+        with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, headers=bearer(key), timeout=60) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                received += '"content":" w' in line
+                if received == 5:
+                    break  # the client leaves after five tokens of four hundred
+        deadline = time.monotonic() + 30
+        while not any(line["path"] == "/v1/chat/completions" for line in access_log(server)):
+            assert time.monotonic() < deadline, "the abandoned request was never logged"
+            time.sleep(0.1)
+        [abandoned] = access_log(server)
+        assert "completion_tokens" in abandoned, "no tokens were recorded for the abandoned answer"
+        probe = post(server, key, model="tiny")
+        charged = 60 - int(probe.headers["x-ratelimit-remaining-tokens"])
+        total = abandoned["prompt_tokens"] + abandoned["completion_tokens"]
+        assert received <= abandoned["completion_tokens"] < 400, abandoned
+        assert received <= charged <= total, (charged, total, "what was generated before the client left is charged")
 
 
 @pytest.fixture
