@@ -29,7 +29,14 @@ def _rows(source: Any) -> dict[str, dict[str, Any]]:
 
 
 def paired_p_value(a: np.ndarray, b: np.ndarray, observed: float) -> float:
-    """sacrebleu's paired bootstrap p-value from per-resample scores of both runs."""
+    """sacrebleu's paired bootstrap p-value from per-resample scores of both runs.
+
+    One departure: when the two runs score the same on every resample (identical outputs), there is
+    no difference to test and the p-value is 1. sacrebleu's formula gives its floor, 1/(n+1), there,
+    which reads as "significant" for two identical systems.
+    """
+    if observed == 0 and np.array_equal(a, b):
+        return 1.0
     diffs = np.abs(b - a)
     c = int(np.sum(diffs - diffs.mean() > abs(observed)))
     return (c + 1) / (len(diffs) + 1)

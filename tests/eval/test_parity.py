@@ -132,3 +132,21 @@ def test_compare_p_values_equal_sacrebleu_paired_bootstrap(tmp_path) -> None:
     assert result["metrics"]["bleu"]["p_value"] == scores["BLEU"][1].p_value
     assert result["metrics"]["chrf"]["p_value"] == scores["chrF2"][1].p_value
     assert 0.002 < result["metrics"]["bleu"]["p_value"] < 1  # an undecided case, not the (0 + 1) / 1001 floor
+
+
+def test_identical_runs_are_not_significant(tmp_path) -> None:
+    """Two runs with the same outputs: no difference, p = 1 on every metric (sacrebleu's formula alone
+    would give its 1/(n+1) floor, which reads as significant)."""
+    import json
+
+    from eval.runner import score_rows
+
+    rows = [{"id": f"c{i}", "prediction": p, "references": r, "error": None} for i, (p, r) in enumerate(texts(random.Random(5), 20))]
+    score_rows(rows, resamples=10)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    result = compare(tmp_path / "a", tmp_path / "b", resamples=200, seed=1)
+    for name, m in result["metrics"].items():
+        assert m["delta"] == 0 and m["p_value"] == 1.0, (name, m)
+        assert m["wins"] == m["losses"] == 0
