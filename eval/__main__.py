@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +98,10 @@ def run_cmd(
     fail_under: FailUnder = None,
 ) -> None:
     """Generate an answer per case, score, write results.jsonl, summary.json and report.html."""
+    # A shell starts a script's background jobs (`cmd &`) with SIGINT ignored, and Python keeps an
+    # inherited SIG_IGN: such a run could not be interrupted and ran to the end. Ctrl-C (or kill -INT
+    # from a supervisor) means "stop and keep the cache" however this process was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from eval.datasets import load_dataset
     from eval.runner import run
 

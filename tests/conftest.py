@@ -1,4 +1,8 @@
-"""Shared fixtures. `server`: one real Slipway (uvicorn + the packaged model) for the whole session."""
+"""Shared fixtures. `server`: one real Slipway (uvicorn + the packaged model) for the whole session.
+
+Also: a test during which a protocol stand-in got a request it does not serve fails with the stand-in's
+one-line explanation first (see `tests/protocol_drift.py`), and the run ends with a list of them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.protocol_drift import DRIFT
 from tests.servers import SlipwayServer
+
+DRIFT_START = pytest.StashKey[int]()
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +21,27 @@ def server() -> Iterator[SlipwayServer]:
     """The default service as README's first command starts it (packaged model, SQLite, no auth)."""
     with SlipwayServer() as s:
         yield s
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[DRIFT_START] = len(DRIFT)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call":
+        return
+    new = sorted(set(DRIFT[item.stash.get(DRIFT_START, len(DRIFT)) :]))
+    if new:
+        report.outcome = "failed"
+        report.longrepr = "\n".join(new) + (f"\n\n{report.longrepr}" if report.longrepr else "")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if DRIFT:
+        terminalreporter.section("client protocol changes seen by the stand-ins")
+        for line in sorted(set(DRIFT)):
+            terminalreporter.write_line(line)

@@ -16,7 +16,7 @@ ProviderName = Literal["local", "ollama", "gemini", "openai"]
 
 DEFAULT_MODELS: dict[str, str] = {
     "ollama": "llama3.1:8b",
-    "gemini": "gemini-1.5-flash",
+    "gemini": "gemini-3.8-flash",
 }
 
 

@@ -33,11 +33,14 @@ ANSWERS = {
 
 
 class FakeSlipway:
-    """OpenAI-shaped endpoints; prompts starting with 'fail' get a 400; `delay` slows every answer."""
+    """OpenAI-shaped endpoints; prompts starting with 'fail' get a 400; `delay` slows every answer;
+    with `hold_after` = N, chat requests after the N-th wait until `release` is set."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.delay = 0.0
+        self.hold_after: int | None = None
+        self.release = threading.Event()
         self.require_key = True
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,6 +68,8 @@ class FakeSlipway:
             return denied
         body = await request.json()
         self.requests.append(body)
+        if self.hold_after is not None and len(self.requests) > self.hold_after:
+            await asyncio.to_thread(self.release.wait, 120)
         await asyncio.sleep(self.delay)
         prompt = body["messages"][-1]["content"]
         if prompt.startswith("fail"):
@@ -188,32 +193,44 @@ def test_max_errors_stops_the_run_and_exits_1(stand_in: FakeSlipway, tmp_path: P
 
 
 def test_ctrl_c_keeps_answers_and_a_rerun_resumes(stand_in: FakeSlipway, tmp_path: Path) -> None:
+    """Ctrl-C while the sixth answer is in flight: exit 130, five answers cached, a re-run asks only
+    for the rest. The stand-in holds the sixth request until the signal has done its work, so the run
+    cannot finish first however slow the machine is. The child is started the way a script starts a
+    background job (SIGINT ignored, inherited): the cause of this test's old failure under CI."""
     prompts = [f"question {i}" for i in range(12)]
     data = dataset(tmp_path / "d.jsonl", prompts)
-    stand_in.delay = 0.3
+    stand_in.hold_after = 5
     args = ["run", str(data), "--target", stand_in.url, "--concurrency", "1", "--cache-dir", str(tmp_path / "cache")]
     proc = subprocess.Popen(
         [sys.executable, "-m", "eval", *args, "--out", str(tmp_path / "a")],
         cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(stand_in.requests) < 5:
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while len(stand_in.requests) < 6:  # the sixth is held open by the stand-in
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        stand_in.release.set()
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "resume" in stderr
+    assert "the 5 answers so far are cached" in stderr
+    assert not (tmp_path / "a").exists()  # nothing written as if the run had finished
     asked = [r["messages"][-1]["content"] for r in stand_in.requests]
-    assert 5 <= len(asked) < len(prompts)
+    assert asked == prompts[:6]
 
-    stand_in.delay = 0.0
+    stand_in.hold_after = None
     rerun = cli(*args, "--out", str(tmp_path / "b"))
     assert rerun.returncode == 0, rerun.stderr
     again = [r["messages"][-1]["content"] for r in stand_in.requests[len(asked) :]]
-    assert set(again) | set(asked) == set(prompts)
-    assert len(again) <= len(prompts) - len(asked) + 1  # at most the one cut off mid-answer is asked twice
+    assert again == prompts[5:]  # the one cut off mid-answer, then the six never asked
     assert [r["id"] for r in rows(tmp_path / "b")] == [f"c{i}" for i in range(12)]
+    assert json.loads((tmp_path / "b/summary.json").read_text())["cached"] == 5
 
 
 def test_chain_through_the_chains_api(stand_in: FakeSlipway, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.protocol_drift import drift_route, openai_shape
+
 
 def script(model: str) -> tuple[int, float]:
     parts = model.split("-")
@@ -87,7 +89,13 @@ async def completions(request: Request) -> Response:
     )
 
 
-app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+# Its own process: a drift line reaches the test as this 501's message (Slipway's error names it).
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        drift_route("OpenAI-compatible (scripted)", "POST /v1/chat/completions", openai_shape),
+    ]
+)
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.providers.local import ChatLlamaCpp
+from tests.protocol_drift import drift_route, gemini_shape, ollama_shape, openai_shape
 from tests.servers import free_port
 
 SLOW_S = 30.0
@@ -186,7 +187,7 @@ class StandIn:
 def model_of(seen: Seen) -> str | None:
     if isinstance(seen.body, dict) and "model" in seen.body:
         return seen.body["model"]
-    if ":" in seen.path and "/models/" in seen.path:  # Gemini: /v1beta/models/<model>:<method>
+    if ":" in seen.path and "/models/" in seen.path:  # Gemini: /v1[beta]/models/<model>:<method>
         return seen.path.split("/models/", 1)[1].rsplit(":", 1)[0]
     return None
 
@@ -272,7 +273,11 @@ def ollama_routes(standin: StandIn) -> list[Route]:
         final["message"]["content"] = text
         return JSONResponse(final)
 
-    return [Route("/api/tags", tags), Route("/api/chat", chat, methods=["POST"])]
+    return [
+        Route("/api/tags", tags),
+        Route("/api/chat", chat, methods=["POST"]),
+        drift_route("Ollama", "GET /api/tags, POST /api/chat", ollama_shape),
+    ]
 
 
 # --- Gemini: generateContent / streamGenerateContent?alt=sse -------------------------------------------
@@ -385,7 +390,16 @@ def gemini_routes(standin: StandIn) -> list[Route]:
                 candidate["content"]["parts"] = [{"text": text}]
         return JSONResponse(last)
 
-    return [Route("/v1beta/models/{rest:path}", models, methods=["POST"])]
+    # google-genai 2.x calls /v1beta, 3.x calls /v1: the real API serves both, so does the stand-in.
+    return [
+        Route("/v1beta/models/{rest:path}", models, methods=["POST"]),
+        Route("/v1/models/{rest:path}", models, methods=["POST"]),
+        drift_route(
+            "Gemini",
+            "POST /v1/models/<model>:generateContent|streamGenerateContent and the same under /v1beta",
+            gemini_shape,
+        ),
+    ]
 
 
 # --- OpenAI: /v1/chat/completions ------------------------------------------------------------------------
@@ -466,4 +480,7 @@ def openai_routes(standin: StandIn) -> list[Route]:
             }
         )
 
-    return [Route("/v1/chat/completions", completions, methods=["POST"])]
+    return [
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        drift_route("OpenAI-compatible", "POST /v1/chat/completions", openai_shape),
+    ]

@@ -19,7 +19,7 @@ def invoke(server: SlipwayServer, chain: str, body: dict) -> httpx.Response:
 
 def test_same_chain_on_gemini_and_ollama(remote: SlipwayServer, standins: StandIns) -> None:
     for model, standin, upstream in (
-        ("gemini-flash", standins.gemini, "gemini-1.5-flash"),
+        ("gemini-flash", standins.gemini, "gemini-3.8-flash"),
         ("llama3.1", standins.ollama, "llama3.1:8b"),
     ):
         r = invoke(remote, "qa", {"input": QA, "model": model, "params": {"temperature": 0}})

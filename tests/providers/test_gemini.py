@@ -3,6 +3,8 @@ stand-in speaking Gemini's generateContent / streamGenerateContent?alt=sse REST 
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -16,12 +18,12 @@ pytestmark = pytest.mark.slow  # starts a real Slipway and generates with the lo
 
 
 def test_non_streaming_answer_carries_the_upstream_text_and_usage(remote: SlipwayServer, standins: StandIns) -> None:
-    before = len(standins.gemini.answers_for("gemini-1.5-flash"))
+    before = len(standins.gemini.answers_for("gemini-3.8-flash"))
     r = chat(remote, "gemini-flash", temperature=0)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == "gemini-flash" and r.headers["x-slipway-model"] == "gemini-flash"
-    answer = standins.gemini.answers_for("gemini-1.5-flash")[before]
+    answer = standins.gemini.answers_for("gemini-3.8-flash")[before]
     assert answer.text and body["choices"][0]["message"]["content"] == answer.text
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"]["prompt_tokens"] == answer.prompt_tokens
@@ -31,8 +33,10 @@ def test_non_streaming_answer_carries_the_upstream_text_and_usage(remote: Slipwa
 def test_parameters_and_key_reach_gemini(remote: SlipwayServer, standins: StandIns) -> None:
     r = chat(remote, "gemini-flash", temperature=0.3, top_p=0.5, max_tokens=9, seed=11, stop=["END"])
     assert r.status_code == 200, r.text
-    sent = standins.gemini.requests_for("gemini-1.5-flash")[-1]
-    assert sent.path == "/v1beta/models/gemini-1.5-flash:streamGenerateContent" and sent.query == "alt=sse"
+    sent = standins.gemini.requests_for("gemini-3.8-flash")[-1]
+    # /v1beta up to google-genai 2.x, /v1 from 3.x: both are Google's documented REST paths.
+    assert re.fullmatch(r"/v1(beta)?/models/gemini-3\.8-flash:streamGenerateContent", sent.path), sent.path
+    assert sent.query == "alt=sse"
     assert sent.headers["x-goog-api-key"] == GEMINI_KEY
     assert "key=" not in sent.query, "the key travels in a header, never in the URL"
     config = sent.body["generationConfig"]
@@ -43,10 +47,10 @@ def test_parameters_and_key_reach_gemini(remote: SlipwayServer, standins: StandI
 
 
 def test_streaming_usage_adds_up_from_cumulative_usage_metadata(remote: SlipwayServer, standins: StandIns) -> None:
-    before = len(standins.gemini.answers_for("gemini-1.5-flash"))
+    before = len(standins.gemini.answers_for("gemini-3.8-flash"))
     r, events = stream_events(remote, "gemini-flash", temperature=0, stream_options={"include_usage": True})
     assert r.status_code == 200 and r.headers["x-slipway-model"] == "gemini-flash"
-    answer = standins.gemini.answers_for("gemini-1.5-flash")[before]
+    answer = standins.gemini.answers_for("gemini-3.8-flash")[before]
     assert streamed_text(events) == answer.text
     assert events[-1] == "[DONE]"
     assert events[-2]["usage"] == {
@@ -93,10 +97,12 @@ def test_generate_content_from_python(standins: StandIns, monkeypatch: pytest.Mo
     spec = ModelSpec(name="g", provider="gemini", base_url=standins.gemini.url, api_key_env="STANDIN_PY_KEY")
     model = build_chat_model(spec, settings)
     reply = model.invoke([("system", SYSTEM), ("human", "What is the capital of France?")], temperature=0)
-    sent = standins.gemini.requests_for("gemini-1.5-flash")[-1]
+    sent = standins.gemini.requests_for("gemini-3.8-flash")[-1]
     assert sent.path.endswith(":generateContent")
-    answer = standins.gemini.answers_for("gemini-1.5-flash")[-1]
-    assert reply.content == answer.text
+    answer = standins.gemini.answers_for("gemini-3.8-flash")[-1]
+    # langchain-google-genai 4.4.3 returns content blocks (a list) where 4.4.2 returned a string;
+    # `.text` is the text either way, and what Slipway itself reads.
+    assert reply.text == answer.text
     assert reply.usage_metadata["output_tokens"] == answer.completion_tokens
     safety = build_chat_model(spec.model_copy(update={"model": "safety-py"}), settings).invoke("hi")
-    assert safety.content == "" and safety.response_metadata["finish_reason"] == "SAFETY"
+    assert safety.text == "" and safety.response_metadata["finish_reason"] == "SAFETY"

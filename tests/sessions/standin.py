@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.protocol_drift import drift_route, openai_shape
 from tests.servers import free_port
 
 
@@ -119,7 +120,12 @@ class EchoModel:
         )
 
     def start(self) -> EchoModel:
-        app = Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.completions, methods=["POST"]),
+                drift_route("OpenAI-compatible (echo)", "POST /v1/chat/completions", openai_shape),
+            ]
+        )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="echo-model", daemon=True)
