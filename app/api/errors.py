@@ -42,8 +42,12 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
         return InvalidRequest("invalid request")
     first = errors[0]
     if first.get("type") == "json_invalid":
+        problem = str(first.get("ctx", {}).get("error", "invalid JSON"))
+        if problem.endswith("lone UTF-16 surrogate, which is not text; send valid Unicode"):  # app.api.routing
+            param = problem.split("'")[1]
+            return InvalidRequest(f"Invalid value for '{param}': {problem}", param=param, code="invalid_value")
         return InvalidRequest(
-            f"We could not parse the JSON body of your request ({first.get('ctx', {}).get('error', 'invalid JSON')}). "
+            f"We could not parse the JSON body of your request ({problem}). "
             "Send valid JSON with Content-Type: application/json.",
             code="invalid_json",
         )

@@ -6,6 +6,11 @@ ring does not know triggers one extra refresh (at most one per `MISS_REFRESH_S`,
 callers), so a key created a moment ago works at once while a flood of wrong keys costs the
 database at most one query per second. If the database is unreachable the last known keys stay in
 force: an outage of the database does not lock every client out.
+
+On a public bind (any address but loopback, without `SLIPWAY_ALLOW_NO_AUTH`) auth is required: it
+never turns off, whatever the database says or fails to say. Until a key exists every request gets 401
+saying how to create one. A database that answers late and empty (Compose: the app starts before
+Postgres, nobody has created a key yet) used to turn auth off there; it cannot now.
 """
 
 from __future__ import annotations
@@ -37,7 +42,15 @@ Loader = Callable[[], Awaitable[Snapshot]]
 
 
 class KeyRing:
-    def __init__(self, static_keys: Iterable[str], *, default_rpm: int | None, default_tpm: int | None) -> None:
+    def __init__(
+        self,
+        static_keys: Iterable[str],
+        *,
+        default_rpm: int | None,
+        default_tpm: int | None,
+        required: bool = False,
+    ) -> None:
+        self.required = required
         self._static = [(hash_key(key), static_identity(key, default_rpm, default_tpm)) for key in static_keys if key]
         self.default_rpm = default_rpm
         self.default_tpm = default_tpm
@@ -55,6 +68,7 @@ class KeyRing:
             (k.get_secret_value() for k in settings.api_keys),
             default_rpm=settings.default_rpm,
             default_tpm=settings.default_tpm,
+            required=not settings.is_loopback_bind and not settings.allow_no_auth,
         )
 
     @property
@@ -62,9 +76,14 @@ class KeyRing:
         """Auth is on as soon as any key exists; revoking every database key does not open the service.
 
         Until the database has answered once, auth is on (fail closed): a database that is down at
-        start-up must not open a service whose keys live in it.
+        start-up must not open a service whose keys live in it. On a public bind, always on.
         """
-        return bool(self._static) or self._db_any or (self._loader is not None and not self._db_known)
+        return self.required or bool(self._static) or self._db_any or (self._loader is not None and not self._db_known)
+
+    @property
+    def has_keys(self) -> bool:
+        """Whether any key could be accepted right now (static, or active in the database)."""
+        return bool(self._static) or bool(self._db)
 
     @property
     def has_database(self) -> bool:

@@ -44,6 +44,15 @@ def missing_key() -> Unauthorized:
     )
 
 
+def no_keys_yet() -> Unauthorized:
+    """A public bind with no key anywhere: every request is refused until an operator creates one."""
+    return Unauthorized(
+        "This service listens on a public address and no API key exists yet, so it refuses every request. "
+        "The operator creates one with `python -m app keys create --name NAME` (or sets SLIPWAY_API_KEYS).",
+        code="no_api_keys",
+    )
+
+
 def wrong_key() -> Unauthorized:
     return Unauthorized("Incorrect API key provided, or the key was revoked.", code="invalid_api_key")
 
@@ -71,12 +80,13 @@ class AuthMiddleware:
                 await self.app(scope, receive, send)
                 return
             token = bearer_token(scope)
-            if not token:
-                await send_error(send, missing_key(), _CHALLENGE)
-                return
-            identity = await self.keyring.resolve(token)
+            identity = await self.keyring.resolve(token) if token else None
             if identity is None:
-                await send_error(send, wrong_key(), _CHALLENGE)
+                if self.keyring.required and not self.keyring.has_keys:
+                    refusal = no_keys_yet()
+                else:
+                    refusal = wrong_key() if token else missing_key()
+                await send_error(send, refusal, _CHALLENGE)
                 return
             _set_identity(scope, identity)
             await self.app(scope, receive, send)

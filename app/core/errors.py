@@ -42,6 +42,12 @@ class InvalidRequest(APIError):
     type = "invalid_request_error"
 
 
+class ContextLengthExceeded(InvalidRequest):
+    """The prompt alone does not fit the model's context window (OpenAI's code for the same case)."""
+
+    code = "context_length_exceeded"
+
+
 class Unauthorized(APIError):
     status_code = 401
     type = "authentication_error"

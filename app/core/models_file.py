@@ -55,7 +55,8 @@ class ModelSpec(BaseModel):
     context_window: int | None = Field(default=None, ge=256)
     n_threads: int | None = Field(default=None, ge=1)
     max_tokens_cap: int | None = Field(default=None, ge=1)
-    max_messages: int | None = Field(default=None, ge=1)
+    # A default cap: templating and tokenising 10,000 tiny messages took 10 s of the model's only slot.
+    max_messages: int | None = Field(default=1000, ge=1)
     max_prompt_chars: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-router = APIRouter(tags=["observability"])
+from app.api.routing import SlipwayRoute
+
+router = APIRouter(tags=["observability"], route_class=SlipwayRoute)
 
 
 @router.get(

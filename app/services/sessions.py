@@ -154,11 +154,27 @@ def to_messages(rows: Sequence[MessageRow]) -> list[BaseMessage]:
 
 
 def not_found(session_id: str) -> NotFound:
-    return NotFound(f"No session with id '{session_id}'.", param="session_id", code="session_not_found")
+    return NotFound(f"No session with id {session_id!r}.", param="session_id", code="session_not_found")
+
+
+def refuse_nul(value: str | None, param: str) -> None:
+    """Postgres text cannot hold U+0000 (SQLite can): refuse it on both, so both databases answer alike."""
+    if value is not None and "\x00" in value:
+        raise InvalidRequest(
+            f"'{param}' contains a NUL character (U+0000), which cannot be stored.", param=param, code="invalid_value"
+        )
+
+
+def known_id(session_id: str) -> str:
+    """A session id as the database can look it up: one with NUL in it exists nowhere (404, as on SQLite)."""
+    if "\x00" in session_id:
+        raise not_found(session_id)
+    return session_id
 
 
 def check_content(content: str, limit: int = MAX_CONTENT_CHARS) -> str:
-    """400 for an empty message, 413 for one over the limit: before anything is stored."""
+    """400 for an empty message or one with NUL, 413 for one over the limit: before anything is stored."""
+    refuse_nul(content, "content")
     if not content.strip():
         raise InvalidRequest("The message content is empty.", param="content", code="empty_content")
     if len(content) > limit:
@@ -205,6 +221,8 @@ class SessionService:
     async def create(
         self, identity: str, *, model: str | None, system_prompt: str | None, title: str | None
     ) -> SessionOut:
+        refuse_nul(system_prompt, "system_prompt")
+        refuse_nul(title, "title")
         if model is not None:
             self.registry.get(model)  # 404 model_not_found, as under /v1
         if system_prompt is not None and len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
@@ -224,6 +242,7 @@ class SessionService:
         return SessionOut.of(row)
 
     async def page(self, identity: str, *, limit: int, after: str | None) -> SessionPage:
+        refuse_nul(after, "after")
         async with self.transaction() as conn:
             rows, has_more = await repo.list_sessions(conn, identity=identity, limit=min(limit, PAGE_MAX), after=after)
             counts = await repo.count_messages(conn, session_ids=[r.id for r in rows])
@@ -237,7 +256,7 @@ class SessionService:
 
     async def get(self, identity: str, session_id: str) -> SessionDetail:
         async with self.transaction() as conn:
-            row = await repo.get_session(conn, identity=identity, session_id=session_id)
+            row = await repo.get_session(conn, identity=identity, session_id=known_id(session_id))
             if row is None:
                 raise not_found(session_id)
             messages = await repo.list_messages(conn, session_id=session_id)
@@ -247,14 +266,14 @@ class SessionService:
 
     async def require(self, identity: str, session_id: str) -> SessionRow:
         async with self.transaction() as conn:
-            row = await repo.get_session(conn, identity=identity, session_id=session_id)
+            row = await repo.get_session(conn, identity=identity, session_id=known_id(session_id))
         if row is None:
             raise not_found(session_id)
         return row
 
     async def delete(self, identity: str, session_id: str) -> SessionDeleted:
         async with self.transaction() as conn:
-            if not await repo.delete_session(conn, identity=identity, session_id=session_id):
+            if not await repo.delete_session(conn, identity=identity, session_id=known_id(session_id)):
                 raise not_found(session_id)
         return SessionDeleted(id=session_id)
 
@@ -291,7 +310,7 @@ class SessionService:
         `{"id", "messages": [...the conversation up to that user turn...], "reference": answer, "metadata"}`.
         """
         async with self.transaction() as conn:
-            session = await repo.get_session(conn, identity=identity, session_id=session_id)
+            session = await repo.get_session(conn, identity=identity, session_id=known_id(session_id))
             if session is None:
                 raise not_found(session_id)
             rows = await repo.list_messages(conn, session_id=session_id)

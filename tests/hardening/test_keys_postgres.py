@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.auth.store import metadata
 from tests.faults import TcpProxy
 from tests.hardening.conftest import Upstream, bearer, server_with, upstream_model
-from tests.servers import ROOT
+from tests.servers import ROOT, SlipwayServer, write_models_file
+from tests.sessions.conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -88,3 +89,39 @@ def test_keys_survive_a_database_cut(database: str, upstream: Upstream, tmp_path
                 time.sleep(0.5)
             assert httpx.get(models_url, headers=bearer(alice)).status_code == 200
             assert "database reachable again" in server.log_text()
+
+
+def test_a_public_bind_stays_closed_when_the_database_answers_late_and_empty(
+    database: str, upstream: Upstream, tmp_path: Path
+) -> None:
+    """The Compose case: the app starts before Postgres and nobody has created a key yet. The start-up
+    guard cannot know whether keys exist, so it lets the service start; auth must then stay on when the
+    database answers with no keys (it used to turn off: 401 at first, 200 for everyone after)."""
+    direct = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+    with TcpProxy(5432) as proxy:
+        proxy.cut()
+        config = write_models_file(tmp_path, {"models": [upstream_model("fast", upstream, "words-1-0")]})
+        env = {"SLIPWAY_DATABASE_URL": direct.replace(":5432/", f":{proxy.port}/"), "SLIPWAY_DB_TIMEOUT_S": "1"}
+        server = SlipwayServer(config=config, env=env, args=["--host", "0.0.0.0"], wait_ready=False).start()
+        try:
+            wait_for(lambda: _answers(server.url + "/healthz"), timeout=90)
+            assert httpx.get(server.url + "/v1/models").status_code == 401
+            proxy.restore()
+            wait_for(lambda: "database reachable again; 0 active keys" in server.log_text(), timeout=60)
+            for r in (httpx.get(server.url + "/v1/models"), httpx.post(server.url + "/api/sessions", json={})):
+                assert r.status_code == 401, r.text
+                assert r.json()["error"]["code"] == "no_api_keys"
+                assert "python -m app keys create" in r.json()["error"]["message"]
+            key = keys(direct, "create", "--name", "ops")
+            assert httpx.get(server.url + "/v1/models", headers=bearer(key)).status_code == 200
+            assert httpx.get(server.url + "/v1/models").json()["error"]["code"] == "missing_api_key"
+        finally:
+            server.stop()
+            server.tmp.cleanup()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -122,18 +122,18 @@ def test_wrong_method(server: SlipwayServer) -> None:
     assert_error(httpx.delete(server.url + "/v1/models"), 405)
 
 
-def test_generation_failure_is_a_clear_5xx(server: SlipwayServer) -> None:
-    """A prompt larger than the model's context window fails inside generation: 500, a message, no trace."""
+def test_a_prompt_over_the_context_window_is_the_clients_error(server: SlipwayServer) -> None:
+    """Refused before generation (it was a 500 from inside it): 400 context_length_exceeded, no trace."""
     long = "word " * 3000
     r = httpx.post(server.url + URL, json={"messages": [{"role": "user", "content": long}]}, timeout=60)
-    err = assert_error(r, 500)
-    assert "context window" in err["message"]
+    err = assert_error(r, 400, param="messages", code="context_length_exceeded")
+    assert "maximum context length is 2048 tokens" in err["message"]
 
 
-def test_stream_failure_before_first_chunk_is_a_status(server: SlipwayServer) -> None:
+def test_stream_refused_before_first_chunk_is_a_status(server: SlipwayServer) -> None:
     long = "word " * 3000
     r = httpx.post(server.url + URL, json={"messages": [{"role": "user", "content": long}], "stream": True}, timeout=60)
-    assert_error(r, 500)
+    assert_error(r, 400, code="context_length_exceeded")
 
 
 def test_server_still_serves_after_errors(server: SlipwayServer) -> None:

@@ -9,9 +9,10 @@ from sse_starlette import EventSourceResponse
 from app.api.cancellation import ClientDisconnected, until_disconnect
 from app.api.deps import RegistryDep, SettingsDep
 from app.api.responses import JSONResponse
+from app.api.routing import SlipwayRoute
 from app.services import chains
 
-router = APIRouter(prefix="/v1/chains", tags=["chains"])
+router = APIRouter(prefix="/v1/chains", tags=["chains"], route_class=SlipwayRoute)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

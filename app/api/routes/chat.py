@@ -9,10 +9,11 @@ from sse_starlette import EventSourceResponse
 from app.api.cancellation import ClientDisconnected, until_disconnect
 from app.api.deps import RegistryDep, SettingsDep
 from app.api.responses import JSONResponse
+from app.api.routing import SlipwayRoute
 from app.protocol import ChatCompletionRequest
 from app.services import completions
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=SlipwayRoute)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

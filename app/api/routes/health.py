@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 
 from app.api.deps import RegistryDep
 from app.api.responses import JSONResponse
+from app.api.routing import SlipwayRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=SlipwayRoute)
 
 
 @router.get("/healthz")

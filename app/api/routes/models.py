@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import RegistryDep
+from app.api.routing import SlipwayRoute
 from app.protocol import model_object
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=SlipwayRoute)
 
 
 def _owned_by(provider: str) -> str:

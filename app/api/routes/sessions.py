@@ -22,13 +22,14 @@ from starlette.requests import HTTPConnection
 from app.api.cancellation import ClientDisconnected, until_disconnect
 from app.api.deps import IdentityDep, SettingsDep
 from app.api.responses import JSONResponse
+from app.api.routing import SlipwayRoute
 from app.core.errors import APIError
 from app.services.first_event import FirstEvent
 from app.services.generation import Delta
 from app.services.sessions import MessageOut, SessionDeleted, SessionDetail, SessionOut, SessionPage, SessionService
 from app.services.turns import Turn, TurnDone, TurnFailed
 
-router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=SlipwayRoute)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: One server-sent event: a JSON frame (`delta`, `done`, `error`), and `[DONE]` last.

@@ -24,12 +24,13 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.deps import IdentityDep
 from app.api.routes.sessions import SessionsDep, delta_frame, done_frame, error_frame
+from app.api.routing import SlipwayRoute
 from app.core.errors import APIError, InvalidRequest
 from app.services.generation import Delta
 from app.services.sessions import SessionService, check_content
 from app.services.turns import Turn, TurnFailed
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], route_class=SlipwayRoute)
 
 #: Close code for an unknown session (4000-4999 are the application's; 4404 mirrors HTTP 404).
 WS_NOT_FOUND = 4404
