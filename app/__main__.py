@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from app.core.config import Settings
-from app.core.models_file import ModelsFileError, load_models_file
+from app.core.models_file import ModelsFile, ModelsFileError, load_models_file
 
 cli = typer.Typer(
     name="slipway",
@@ -45,6 +45,29 @@ def load_settings(config: Path | None = None, **overrides: object) -> Settings:
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def check_local_paths(models_file: ModelsFile, source: Path | None) -> None:
+    """A local entry whose GGUF is missing stops start-up (it used to start and log one error)."""
+    for spec in models_file.models:
+        if spec.provider == "local" and spec.path is not None and not Path(spec.path).expanduser().is_file():
+            fail(f"{source or 'models file'}: model {spec.name!r}: `path` {spec.path} is not a file")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One human line and exit 2 when the port is taken, before migrations or model loading start."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is fine
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"port {port} on {host} is already in use (another Slipway?): stop it or choose --port")
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def check_bind(settings: Settings, auth_on: bool) -> None:
@@ -89,12 +112,14 @@ def serve(
     except ModelsFileError as exc:
         fail(str(exc))
         return
+    check_local_paths(models_file, settings.config)
     configure_logging(settings.log_level, settings.log_json)
     from app.main import create_app
     from app.services.auth_state import auth_enabled_at_start
 
     auth_on = auth_enabled_at_start(settings)
     check_bind(settings, auth_on)
+    check_port_free(settings.host, settings.port)
     app = create_app(settings, models_file)
     if tunnel:
         from app.tunnel import TunnelRefused, attach_tunnel

@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class OpenAIBaseModel(BaseModel):
@@ -29,6 +29,27 @@ class ChatMessage(OpenAIBaseModel):
     content: str | list[TextPart] | None = None
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        """Say plainly that images and audio are not taken (pydantic's own message, 'Input should be a
+        valid string', misled clients sending an image_url part)."""
+        if isinstance(value, list):
+            for index, part in enumerate(value):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind not in (None, "text"):
+                    raise ValueError(
+                        f"content part {index} is of type {kind!r}: the models served here take text only"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _content_required(self) -> ChatMessage:
+        """OpenAI requires content on every message but the assistant's (which may carry tool calls)."""
+        if self.role != "assistant" and (self.content is None or self.content == []):
+            raise ValueError(f"a {self.role} message needs content: a string, or at least one text part")
+        return self
 
     @property
     def text(self) -> str:

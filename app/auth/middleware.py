@@ -23,7 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.keyring import KeyRing
 from app.auth.keys import Identity
-from app.core.errors import Unauthorized
+from app.core.config import is_loopback
+from app.core.errors import Forbidden, Unauthorized
 from app.hardening.asgi import bearer_token, deny_websocket, error_frame, route_path, send_error
 
 PUBLIC_PATHS = frozenset(
@@ -53,6 +54,26 @@ def no_keys_yet() -> Unauthorized:
     )
 
 
+def host_not_allowed(host: str) -> Forbidden:
+    shown = host[:100].encode("ascii", "backslashreplace").decode()
+    return Forbidden(
+        f"Host {shown!r} is not allowed: without API keys this service answers only requests addressed to "
+        "this machine (localhost, 127.0.0.1, [::1]). Add the name to SLIPWAY_ALLOWED_HOSTS, or create an API "
+        "key (`python -m app keys create --name NAME`).",
+        code="host_not_allowed",
+    )
+
+
+def host_name(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = value.decode("latin-1").strip().lower()
+            if host.startswith("["):  # [::1]:8000
+                return host[1 : host.find("]")] if "]" in host else host
+            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return ""
+
+
 def wrong_key() -> Unauthorized:
     return Unauthorized("Incorrect API key provided, or the key was revoked.", code="invalid_api_key")
 
@@ -68,13 +89,41 @@ def _set_identity(scope: Scope, identity: Identity) -> None:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, *, keyring: KeyRing, protect_metrics: bool = True) -> None:
+    """`host_guard`: on a loopback bind, while no key exists, only requests addressed to a loopback name
+    (or one of `allowed_hosts`) are served: the service trusts them because they come from this machine,
+    and a page on another site can reach 127.0.0.1 under its own name by DNS rebinding."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keyring: KeyRing,
+        protect_metrics: bool = True,
+        host_guard: bool = False,
+        allowed_hosts: list[str] | None = None,
+    ) -> None:
         self.app = app
         self.keyring = keyring
         self.metrics_open = not protect_metrics
+        self.host_guard = host_guard
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts or ())
+
+    def _foreign_host(self, scope: Scope) -> str | None:
+        host = host_name(scope)
+        if host in self.allowed_hosts or host.endswith(".localhost") or is_loopback(host):
+            return None
+        return host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if kind in ("http", "websocket") and self.host_guard and not self.keyring.enabled:
+            foreign = self._foreign_host(scope)
+            if foreign is not None:
+                if kind == "http":
+                    await send_error(send, host_not_allowed(foreign))
+                else:
+                    await deny_websocket(scope, send, host_not_allowed(foreign), 4403)
+                return
         if kind == "http":
             if not self.keyring.enabled or is_public(route_path(scope), self.metrics_open):
                 await self.app(scope, receive, send)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     default_rpm: int | None = None
     default_tpm: int | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Host names a loopback service without keys also answers to (besides localhost, *.localhost and
+    # loopback addresses): a DNS-rebinding page reaches 127.0.0.1 under a name of its own choosing.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Observability
     otlp_endpoint: str | None = None
@@ -71,7 +74,7 @@ class Settings(BaseSettings):
     # Remote providers: their conventional variables, read here so no other module touches os.environ.
     ollama_host: str | None = Field(default=None, validation_alias=AliasChoices("SLIPWAY_OLLAMA_HOST", "OLLAMA_HOST"))
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Accept `a,b,c` from the environment as well as a list."""

@@ -54,6 +54,12 @@ class Unauthorized(APIError):
     code = "invalid_api_key"
 
 
+class Forbidden(APIError):
+    status_code = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
 class NotFound(APIError):
     status_code = 404
     type = "not_found_error"

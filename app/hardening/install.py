@@ -69,7 +69,13 @@ def install(app: FastAPI) -> None:
         default_tpm=settings.default_tpm,
         on_reject=count_rejection,
     )
-    app.add_middleware(AuthMiddleware, keyring=keyring, protect_metrics=settings.auth_metrics)
+    app.add_middleware(
+        AuthMiddleware,
+        keyring=keyring,
+        protect_metrics=settings.auth_metrics,
+        host_guard=settings.is_loopback_bind,
+        allowed_hosts=settings.allowed_hosts,
+    )
     add_cors(app, settings.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, routes=app.router.routes, tracing=tracing)

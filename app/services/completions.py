@@ -111,6 +111,7 @@ class ChatStream:
         self.created = protocol.now()
         self.model = prepared.handle.name
         self.finished: Finished | None = None
+        self._body_started = False
 
     async def first(self, wait_s: float) -> None:
         """Raises the APIError of a request that fails before any token (so it gets a real status)."""
@@ -119,6 +120,7 @@ class ChatStream:
             self.model = self._events.first.model
 
     async def body(self) -> AsyncIterator[bytes]:
+        self._body_started = True
         role_sent = False
         try:
             async for event in self._events:
@@ -146,6 +148,9 @@ class ChatStream:
         yield b"data: [DONE]\n\n"
 
     async def aclose(self) -> None:
-        """Stop generation (client gone before the body started)."""
+        """The client left. Before the body started, stop generation here; once `body()` runs, its own
+        `finally` closes the events when the response task is cancelled (closing them from here too
+        raced it: "aclose(): asynchronous generator is already running", logged with a traceback)."""
         await self._events.cancel()
-        await self.events.aclose()
+        if not self._body_started:
+            await self.events.aclose()

@@ -115,3 +115,16 @@ async def test_non_streaming_client_that_leaves_frees_the_model(server: SlipwayS
     )
     assert wait_for_first_token < remaining / 2
     access_line(server, lambda line: line.get("path") == "/v1/chat/completions" and line["status"] == 499)
+
+
+def test_a_client_leaving_mid_stream_logs_no_traceback(server: SlipwayServer) -> None:
+    """`curl ... | head -5`: the stream is cut, generation stops, and the log says so in its access
+    line, without "Exception in ASGI application" (sse-starlette's disconnect handler used to close the
+    generator while the response was still iterating it)."""
+    for _ in range(3):
+        abandon_after_tokens(server, 3)
+    assert stream_chat(server.url, SHORT).done  # and the service goes on
+    access_line(server, lambda line: line.get("path") == "/v1/chat/completions" and line["status"] == 200)
+    log = server.log_text()
+    for sign in ("Traceback", "Exception in ASGI application", "already running"):
+        assert sign not in log, log[log.find(sign) - 2000 : log.find(sign) + 500]

@@ -4,6 +4,9 @@ out of rotation)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from app.api.deps import RegistryDep
@@ -11,6 +14,18 @@ from app.api.responses import JSONResponse
 from app.api.routing import SlipwayRoute
 
 router = APIRouter(tags=["health"], route_class=SlipwayRoute)
+
+#: An absolute file path in a message (after a space, a quote or a colon-space): /readyz is public.
+_PATH = re.compile(r"(?<![\w:/])/(?:[^\s'\"/]+/)+([^\s'\"/]+)")
+
+
+def public(value: Any) -> Any:
+    """What a probe may show anyone: file paths cut to their last part (`…/model.gguf`)."""
+    if isinstance(value, str):
+        return _PATH.sub(lambda m: f"…/{m.group(1)}", value)
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    return value
 
 
 @router.get("/healthz")
@@ -36,5 +51,5 @@ async def readyz(request: Request, registry: RegistryDep) -> JSONResponse:
         ready = False
         checks["shutdown"] = "draining"
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+        {"status": "ready" if ready else "not_ready", "checks": public(checks)}, status_code=200 if ready else 503
     )
