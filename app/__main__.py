@@ -136,6 +136,7 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         proxy_headers=True,
+        ws_max_size=settings.max_body_bytes,  # a WebSocket frame is bounded like a request body
     )
 
 

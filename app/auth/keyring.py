@@ -80,6 +80,13 @@ class KeyRing:
         """
         return self.required or bool(self._static) or self._db_any or (self._loader is not None and not self._db_known)
 
+    def still_valid(self, identity: Identity) -> bool:
+        """Whether a key accepted earlier is still accepted (a WebSocket re-checks while it stays open).
+        Static keys cannot change while the process runs; a database key must still be active."""
+        if identity.source != "database":
+            return True
+        return any(i.key_id == identity.key_id for i in self._db.values())
+
     @property
     def has_keys(self) -> bool:
         """Whether any key could be accepted right now (static, or active in the database)."""

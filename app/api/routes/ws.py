@@ -9,13 +9,20 @@ an empty or too long message, an unknown type, a failed generation, the database
 frame and the socket stays open. `cancel`, or closing the socket, stops the running generation; its
 partial answer is stored marked incomplete (after `cancel` the client also gets its `done` frame, with
 `status: "incomplete"`). An unknown session closes the socket with code 4404 after an error frame.
-Authentication (a header, or a first `{"type": "auth", "key"}` frame) is the auth middleware's job.
+Authentication (a header, or a first `{"type": "auth", "key"}` frame) is the auth middleware's job;
+the socket re-checks its key every few seconds (the key ring's refresh interval): once the key is
+revoked, the running turn stops (stored incomplete), an error frame says why and the socket closes 4401.
+
+Bounds: at most `INBOX_MAX` messages wait behind the running turn (more get an error frame
+`queue_full` and are dropped, never stored); a frame is at most `SLIPWAY_MAX_BODY_BYTES` (uvicorn
+closes a bigger one with 1009).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,7 +32,8 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from app.api.deps import IdentityDep
 from app.api.routes.sessions import SessionsDep, delta_frame, done_frame, error_frame
 from app.api.routing import SlipwayRoute
-from app.core.errors import APIError, InvalidRequest
+from app.auth.keyring import REFRESH_S as KEY_CHECK_S
+from app.core.errors import APIError, InvalidRequest, RateLimited, Unauthorized
 from app.services.generation import Delta
 from app.services.sessions import SessionService, check_content
 from app.services.turns import Turn, TurnFailed
@@ -34,6 +42,10 @@ router = APIRouter(tags=["sessions"], route_class=SlipwayRoute)
 
 #: Close code for an unknown session (4000-4999 are the application's; 4404 mirrors HTTP 404).
 WS_NOT_FOUND = 4404
+#: Close code for a key revoked while the socket was open (as the auth middleware's refusal).
+WS_UNAUTHORIZED = 4401
+#: Messages that may wait behind the running turn: one socket cannot queue hours of work.
+INBOX_MAX = 8
 _CLOSED = object()
 
 
@@ -43,7 +55,7 @@ class SessionSocket:
         self.sessions = sessions
         self.identity = identity
         self.session_id = session_id
-        self.inbox: asyncio.Queue[object] = asyncio.Queue()
+        self.inbox: asyncio.Queue[object] = asyncio.Queue(maxsize=INBOX_MAX)
         self.current: Turn | None = None
         self._send_lock = asyncio.Lock()
         self.open = True
@@ -77,7 +89,31 @@ class SessionSocket:
             self.open = False
             if self.current is not None:
                 self.current.cancel("client_disconnected")
-            self.inbox.put_nowait(_CLOSED)
+            self._close_inbox()
+
+    def _close_inbox(self) -> None:
+        """Wake `serve()` to end, dropping what still waits (it was never stored)."""
+        while True:
+            try:
+                self.inbox.put_nowait(_CLOSED)
+                return
+            except asyncio.QueueFull:
+                self.inbox.get_nowait()
+
+    async def watch_key(self, still_valid: Callable[[], bool], every_s: float) -> None:
+        """Close the socket once its key is no longer accepted (revoked)."""
+        while self.open:
+            await asyncio.sleep(every_s)
+            if still_valid():
+                continue
+            if self.current is not None:
+                self.current.cancel("key_revoked")
+            await self.send(error_frame(Unauthorized("The API key of this connection was revoked.")))
+            self.open = False
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=WS_UNAUTHORIZED, reason="invalid_api_key")
+            self._close_inbox()
+            return
 
     async def handle(self, raw: str) -> None:
         try:
@@ -98,7 +134,18 @@ class SessionSocket:
             except APIError as exc:
                 await self.send(error_frame(exc))
                 return
-            self.inbox.put_nowait(content)
+            try:
+                self.inbox.put_nowait(content)
+            except asyncio.QueueFull:
+                await self.send(
+                    error_frame(
+                        RateLimited(
+                            f"{INBOX_MAX} messages are already waiting on this socket; this one was dropped. "
+                            "Wait for the answers before sending more.",
+                            code="queue_full",
+                        )
+                    )
+                )
         elif kind == "cancel":
             if self.current is not None:
                 self.current.cancel("cancelled")
@@ -156,12 +203,18 @@ async def session_socket(websocket: WebSocket, session_id: str, sessions: Sessio
             return
         # Anything else (the database away for a moment) is recoverable: every turn checks again.
     reader = asyncio.create_task(socket.read())
+    watchers = [reader]
+    keyring = getattr(websocket.app.state, "keyring", None)
+    key = websocket.scope.get("state", {}).get("api_key")
+    if keyring is not None and key is not None and key.source == "database":
+        watchers.append(asyncio.create_task(socket.watch_key(lambda: keyring.still_valid(key), KEY_CHECK_S)))
     try:
         await socket.serve()
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        for task in watchers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if socket.current is not None:
             socket.current.cancel("client_disconnected")
         if websocket.client_state == WebSocketState.CONNECTED:
