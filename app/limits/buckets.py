@@ -43,6 +43,8 @@ class Decision:
     requests_left: float
     tokens_left: float
     limited_by: str | None = None
+    #: tokens the refused request needed in the bucket (a reservation's size; 1 for plain admission)
+    tokens_needed: float = 1.0
 
     @classmethod
     def from_levels(cls, rpm: int | None, tpm: int | None, requests: float, tokens: float, allowed: bool) -> Decision:
@@ -55,7 +57,7 @@ class Decision:
         if self.limited_by == "requests" and self.rpm:
             return (1 - self.requests_left) * 60.0 / self.rpm
         if self.limited_by == "tokens" and self.tpm:
-            return (1 - self.tokens_left) * 60.0 / self.tpm
+            return max(0.0, self.tokens_needed - self.tokens_left) * 60.0 / self.tpm
         return 0.0
 
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -82,7 +84,9 @@ class Decision:
         if self.limited_by == "requests":
             what = f"requests per minute (RPM): limit {self.rpm}"
         else:
-            what = f"tokens per minute (TPM): limit {self.tpm}, remaining {math.floor(self.tokens_left)}"
+            what = f"tokens per minute (TPM): limit {self.tpm}, remaining {math.floor(max(0.0, self.tokens_left))}"
+            if self.tokens_needed > 1:
+                what += f", this request may use up to {math.ceil(self.tokens_needed)} (its prompt and max_tokens)"
         return RateLimited(
             f"Rate limit reached for {what}. Please try again in {go_duration(wait)}.",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
@@ -119,10 +123,20 @@ class LocalLimiter:
         return Decision.from_levels(rpm, tpm, bucket[0], bucket[1], allowed)
 
     async def charge(self, key_id: str, tpm: int | None, tokens: int) -> None:
-        if not tpm or tokens <= 0:
+        """Take `tokens` from the budget (a negative amount returns an unused reservation)."""
+        if not tpm or tokens == 0:
             return
         bucket = self._levels(key_id, None, tpm)
-        bucket[1] -= tokens
+        bucket[1] = min(float(tpm), bucket[1] - tokens)
+
+    async def reserve(self, key_id: str, tpm: int, tokens: int) -> Decision:
+        bucket = self._levels(key_id, None, tpm)
+        allowed = bucket[1] >= tokens
+        if allowed:
+            bucket[1] -= tokens
+        decision = Decision.from_levels(None, tpm, 0.0, bucket[1], allowed)
+        decision.tokens_needed = tokens
+        return decision
 
     async def close(self) -> None:
         return None

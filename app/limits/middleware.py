@@ -26,6 +26,7 @@ COUNTED_PREFIXES = ("/v1/", "/api/")
 class Limiter(Protocol):
     async def admit(self, key_id: str, rpm: int | None, tpm: int | None) -> Decision: ...
     async def charge(self, key_id: str, tpm: int | None, tokens: int) -> None: ...
+    async def reserve(self, key_id: str, tpm: int, tokens: int) -> Decision: ...
 
 
 class RateLimitMiddleware:
@@ -85,7 +86,7 @@ class RateLimitMiddleware:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        ledger = Ledger()
+        ledger = self._ledger(identity)
         token = LEDGER.set(ledger)
         try:
             await self.app(scope, receive, send_with_headers)
@@ -93,15 +94,18 @@ class RateLimitMiddleware:
             LEDGER.reset(token)
             self._charge(identity, ledger.take())
 
+    def _ledger(self, identity: Identity) -> Ledger:
+        return Ledger(key_id=identity.key_id, tpm=identity.tpm, limiter=self.limiter)
+
     def _charge(self, identity: Identity, tokens: int) -> None:
-        """Charge in a task of its own: a client that left must not cancel the bookkeeping."""
+        """Charge (or refund) in a task of its own: a client that left must not cancel the bookkeeping."""
         if tokens and identity.tpm:
             task = asyncio.ensure_future(self.limiter.charge(identity.key_id, identity.tpm, tokens))
             self._charges.add(task)
             task.add_done_callback(self._charges.discard)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send, identity: Identity) -> None:
-        ledger = Ledger()
+        ledger = self._ledger(identity)
         token = LEDGER.set(ledger)
 
         async def limited_receive() -> Message:

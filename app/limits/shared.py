@@ -22,7 +22,8 @@ PROBE_S = 1.0
 SOCKET_TIMEOUT_S = 0.25
 KEY_PREFIX = "slipway:rl:"
 
-# KEYS: requests bucket, tokens bucket. ARGV: rpm (0 = none), tpm (0 = none), op ("admit" | "charge"), tokens.
+# KEYS: requests bucket, tokens bucket. ARGV: rpm (0 = none), tpm (0 = none), op ("admit" | "charge" |
+# "reserve"), tokens. A negative charge returns an unused reservation (capped at the budget).
 # Returns {allowed, requests level, tokens level} (levels as strings: Lua numbers would be truncated).
 LUA = """
 local t = redis.call('TIME')
@@ -48,8 +49,15 @@ if tpm > 0 then tl = level(KEYS[2], tpm) end
 if ARGV[3] == 'charge' then
   if tpm > 0 then
     tl = tl - tonumber(ARGV[4])
+    if tl > tpm then tl = tpm end
     save(KEYS[2], tl, tpm)
   end
+  return {1, tostring(rl), tostring(tl)}
+end
+if ARGV[3] == 'reserve' then
+  if tl < tonumber(ARGV[4]) then return {0, tostring(rl), tostring(tl)} end
+  tl = tl - tonumber(ARGV[4])
+  save(KEYS[2], tl, tpm)
   return {1, tostring(rl), tostring(tl)}
 end
 local allowed = 1
@@ -101,8 +109,14 @@ class RedisLimiter:
         return Decision.from_levels(rpm, tpm, float(requests), float(tokens), bool(allowed))
 
     async def charge(self, key_id: str, tpm: int | None, tokens: int) -> None:
-        if tpm and tokens > 0:
+        if tpm and tokens != 0:
             await self._run(key_id, None, tpm, "charge", tokens)
+
+    async def reserve(self, key_id: str, tpm: int, tokens: int) -> Decision:
+        allowed, _, level = await self._run(key_id, None, tpm, "reserve", tokens)
+        decision = Decision.from_levels(None, tpm, 0.0, float(level), bool(allowed))
+        decision.tokens_needed = tokens
+        return decision
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -167,6 +181,17 @@ class SharedLimiter:
                 self._succeeded()
                 return
         await self.local.charge(key_id, tpm, tokens)
+
+    async def reserve(self, key_id: str, tpm: int, tokens: int) -> Decision:
+        if self._use_redis():
+            try:
+                decision = await self.redis.reserve(key_id, tpm, tokens)
+            except self._errors as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return decision
+        return await self.local.reserve(key_id, tpm, tokens)
 
     async def close(self) -> None:
         try:

@@ -19,12 +19,17 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from app.core.errors import APIError, ServiceUnavailable, UpstreamTimeout
+from app.limits.ledger import release_tokens, reserve_tokens
 from app.providers.base import Piece
 from app.providers.failures import generic_classify, is_retryable
 from app.providers.registry import ModelHandle, ModelRegistry
 from app.services.history import estimate_tokens
 
 log = logging.getLogger(__name__)
+
+#: The answer length a token reservation assumes when neither the request nor the model entry sets
+#: max_tokens (released and settled to the real usage when the generation ends).
+RESERVE_MAX_TOKENS = 1024
 
 FINISH_REASONS = {
     "stop": "stop",
@@ -219,8 +224,33 @@ async def generate(
     When `registry.stopping` is set (graceful shutdown's deadline), generation stops at the next token.
     """
     started = time.perf_counter()
-    first_token = True
     primary = registry.get(model)
+    worst_case = estimate_tokens(messages) + (params.for_spec(primary).get("max_tokens") or RESERVE_MAX_TOKENS)
+    reserved = await reserve_tokens(worst_case)  # once: a key's 429 is not a reason to fall back
+    try:
+        async for event in _generate(registry, primary, messages, params, started, on_retry=on_retry,
+                                     on_fallback=on_fallback, on_slot=on_slot, on_first_token=on_first_token,
+                                     on_finish=on_finish, on_error=on_error):  # fmt: skip
+            yield event
+    finally:
+        release_tokens(reserved)
+
+
+async def _generate(
+    registry: ModelRegistry,
+    primary: ModelHandle,
+    messages: Sequence[BaseMessage],
+    params: GenParams,
+    started: float,
+    *,
+    on_retry: Any,
+    on_fallback: Any,
+    on_slot: Any,
+    on_first_token: Any,
+    on_finish: Any,
+    on_error: Any,
+) -> AsyncIterator[Delta | Finished]:
+    first_token = True
     candidates = [primary, *(registry.get(name) for name in primary.spec.fallbacks)]
     last_error: APIError | None = None
     for index, handle in enumerate(candidates):

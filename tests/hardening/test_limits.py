@@ -4,6 +4,7 @@ real usage, one budget shared by two replicas through Redis, and local limits wh
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,20 +61,23 @@ def test_requests_per_minute_with_openai_headers(limited: tuple[SlipwayServer, s
 
 
 def test_tokens_per_minute_are_charged_from_usage(upstream: Upstream, tmp_path: Path) -> None:
+    """Each request reserves its worst case (prompt estimate + max_tokens = 9 + 12 here) before it runs
+    and is charged what it used (1 + 12) when it ends."""
     key = generate_key()
     models = [upstream_model("fast", upstream, "words-12-0")]
-    with server_with(tmp_path, models, SLIPWAY_API_KEYS=key, SLIPWAY_DEFAULT_TPM="20") as server:
-        first = post(server, key)
-        assert first.status_code == 200 and first.headers["x-ratelimit-remaining-tokens"] == "20"
+    with server_with(tmp_path, models, SLIPWAY_API_KEYS=key, SLIPWAY_DEFAULT_TPM="40") as server:
+        first = post(server, key, max_tokens=12)
+        assert first.status_code == 200 and first.headers["x-ratelimit-remaining-tokens"] == "40"
         used = first.json()["usage"]["total_tokens"]
-        assert 12 <= used < 20
-        second = post(server, key, stream=True)
+        assert 12 <= used < 21
+        second = post(server, key, stream=True, max_tokens=12)
         assert second.status_code == 200
-        assert int(second.headers["x-ratelimit-remaining-tokens"]) == 20 - used, "the first answer's tokens counted"
-        third = post(server, key)
-        assert third.status_code == 429, "two answers of 12+ tokens exhaust 20 tokens per minute"
+        remaining = int(second.headers["x-ratelimit-remaining-tokens"])
+        assert 40 - used <= remaining <= 40 - used + 2, "the first answer's tokens counted (refill aside)"
+        third = post(server, key, max_tokens=12)
+        assert third.status_code == 429, "two answers leave less than the third's worst case of 21 tokens"
         assert "tokens per minute" in third.json()["error"]["message"]
-        assert third.headers["x-ratelimit-remaining-tokens"] == "0"
+        assert "may use up to 21" in third.json()["error"]["message"]
 
 
 def test_tokens_of_an_abandoned_stream_are_charged(upstream: Upstream, tmp_path: Path) -> None:
@@ -157,3 +161,26 @@ def test_replicas_share_one_budget_and_fall_back_to_local_limits_when_redis_is_c
     finally:
         direct.delete(*bucket_keys)
         direct.close()
+
+
+def test_a_burst_cannot_spend_more_than_the_token_budget(upstream: Upstream, tmp_path: Path) -> None:
+    """Tokens are charged after a generation ends, so admission used to check only that the bucket was
+    positive: 12 parallel requests with 100 tokens a minute were all admitted (864 tokens in one burst).
+    Each now reserves its worst case (prompt estimate + max_tokens) before it takes a slot."""
+    key = generate_key()
+    models = [upstream_model("slow", upstream, "words-40-25", concurrency=16, queue_depth=16)]
+    with server_with(tmp_path, models, SLIPWAY_API_KEYS=key, SLIPWAY_DEFAULT_TPM="100") as server:
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=server.url, headers=bearer(key), timeout=60) as client:
+                body = chat_body("Tell me a story", max_tokens=40)
+                return await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(12)))
+
+        answers = asyncio.run(burst())
+        served = [r for r in answers if r.status_code == 200]
+        refused = [r for r in answers if r.status_code == 429]
+        assert len(served) + len(refused) == 12 and served and refused
+        spent = sum(r.json()["usage"]["total_tokens"] for r in served)
+        assert spent <= 100, f"{len(served)} answers spent {spent} tokens of a 100-token budget"
+        error = refused[0].json()["error"]
+        assert "may use up to" in error["message"] and int(refused[0].headers["retry-after"]) >= 1

@@ -111,3 +111,28 @@ async def test_unreachable_redis_falls_back_locally_warns_once_and_probes_again(
     finally:
         await limiter.close()
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("backend", ["local", "redis"])
+async def test_a_reservation_takes_the_worst_case_and_settling_returns_the_rest(backend: str) -> None:
+    """Local buckets and the Redis script (the machine's Redis, a key of its own) behave alike."""
+    import uuid
+
+    from app.limits.shared import RedisLimiter
+
+    limiter = LocalLimiter() if backend == "local" else RedisLimiter("redis://127.0.0.1:6379/0")
+    key = f"test-reserve-{uuid.uuid4().hex[:8]}"
+    try:
+        first = await limiter.reserve(key, 100, 70)
+        assert first.allowed and first.tokens_left == pytest.approx(30, abs=0.5)
+        second = await limiter.reserve(key, 100, 70)
+        assert not second.allowed and second.limited_by == "tokens"
+        assert "may use up to 70" in second.error().message
+        assert second.retry_after_s() == pytest.approx(24, abs=0.5)  # 40 tokens short at 100 a minute
+        await limiter.charge(key, 100, 20 - 70)  # it used 20: 50 come back
+        assert (await limiter.reserve(key, 100, 70)).allowed
+        await limiter.charge(key, 100, -1000)  # a refund never lifts the bucket past the budget
+        capped = await limiter.reserve(key, 100, 101)
+        assert not capped.allowed and capped.tokens_left <= 100.01
+    finally:
+        await limiter.close()
