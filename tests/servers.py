@@ -6,7 +6,9 @@ with SlipwayServer(config=path, env={"SLIPWAY_API_KEYS": "k"}) as server:
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +34,24 @@ def write_models_file(directory: Path, data: dict[str, Any]) -> Path:
     path = directory / "models.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+KEY_SHAPED = re.compile(r"sk-slw-[A-Za-z0-9_-]{20,}")
+
+
+def log_problems(text: str, secrets: list[str]) -> list[str]:
+    """Every JSON log line must parse (scrubbing once made invalid JSON) and show no key. Lines that are
+    not JSON (a human line such as the tunnel's URL, a Python warning) are only checked for keys."""
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("{"):
+            try:
+                json.loads(line)
+            except ValueError:
+                problems.append(f"log line {number} is not valid JSON: {line[:300]}")
+        if any(secret in line for secret in secrets) or KEY_SHAPED.search(line):
+            problems.append(f"log line {number} shows a key: {KEY_SHAPED.sub('sk-slw-<cut>', line)[:300]}")
+    return problems
 
 
 class SlipwayServer:
@@ -103,9 +123,20 @@ class SlipwayServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if getattr(self, "_log", None):
+        if getattr(self, "_log", None) and not self._log.closed:
             self._log.close()
+            problems = log_problems(self.log_text(), self.secrets())
+            if problems:
+                raise AssertionError("\n".join(problems[:5]))
         return self.proc.returncode if self.proc else None
+
+    def secrets(self) -> list[str]:
+        """The keys this server was given (static API keys, provider keys): none may reach its log."""
+        out = []
+        for name, value in self.env.items():
+            if any(word in name for word in ("KEY", "TOKEN")) and not name.endswith("_ENV"):
+                out += [v for v in value.split(",") if len(v) >= 8]
+        return out
 
     def __enter__(self) -> SlipwayServer:
         return self.start()

@@ -10,6 +10,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_body
+from app.core.logging import scrub
 
 
 class RequestIdMiddleware:
@@ -26,7 +27,9 @@ class RequestIdMiddleware:
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 candidate = value.decode("latin-1")
-                if 0 < len(candidate) <= 128 and candidate.isprintable():
+                # A value the scrubber would change looks like a secret (a key pasted as an id): it would
+                # be written to every log line of the request, so it is replaced like an invalid one.
+                if 0 < len(candidate) <= 128 and candidate.isprintable() and scrub(candidate) == candidate:
                     request_id = candidate
                 break
         request_id = request_id or uuid.uuid4().hex

@@ -1,7 +1,9 @@
 """Structured JSON logs with every secret scrubbed, from our code and from libraries alike.
 
 Why scrub at the formatter: a key can reach a log line through a library (Gemini puts `?key=` in
-URLs, httpx logs URLs at DEBUG), so every record, ours or not, passes through `scrub()`.
+URLs, httpx logs URLs at DEBUG), so every record, ours or not, passes through `scrub()`. Values are
+scrubbed before the line is rendered, never the rendered line: a pattern run over serialized JSON ate
+the escape before a closing quote and wrote invalid JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ _PATTERNS = [
     (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\1***"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-***"),
     (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), "AIza***"),
-    (re.compile(r"((?:x-goog-api-key|authorization|api-key)['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+", re.I), r"\1***"),
+    # `Authorization: Bearer x` is left to the Bearer pattern, which needs a token-shaped value, so the
+    # service's own help text ("send `Authorization: Bearer <key>`") stays readable.
+    (
+        re.compile(r"((?:x-goog-api-key|authorization|api-key)['\"]?\s*[:=]\s*['\"]?)(?!Bearer\b)[^'\"\s,}]+", re.I),
+        r"\1***",
+    ),
 ]
 
 
@@ -39,21 +46,21 @@ def scrub(text: str) -> str:
     return text
 
 
+def scrub_value(value: object) -> object:
+    """Every string inside `value` scrubbed; other objects as their scrubbed repr."""
+    if isinstance(value, str):
+        return scrub(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {scrub(str(k)): scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_value(v) for v in value]
+    return scrub(repr(value))
+
+
 def _scrub_event(_: object, __: str, event: dict) -> dict:
-    for key, value in list(event.items()):
-        if isinstance(value, str):
-            event[key] = scrub(value)
-        elif isinstance(value, (dict, list, tuple)) or value.__class__.__module__ != "builtins":
-            event[key] = scrub(repr(value)) if not isinstance(value, (int, float, bool)) else value
-    return event
-
-
-class _ScrubbingRenderer:
-    def __init__(self, inner: structlog.types.Processor) -> None:
-        self.inner = inner
-
-    def __call__(self, logger: object, name: str, event: dict) -> str:
-        return scrub(str(self.inner(logger, name, event)))
+    return {key: scrub_value(value) for key, value in event.items()}
 
 
 def configure_logging(level: str = "info", json: bool = True) -> None:
@@ -73,7 +80,7 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             _scrub_event,
-            _ScrubbingRenderer(renderer),
+            renderer,
         ],
     )
     handler = logging.StreamHandler(sys.stderr)
