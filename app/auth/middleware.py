@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.keyring import KeyRing
 from app.auth.keys import Identity
+from app.core.caller import CALLER
 from app.core.config import is_loopback
 from app.core.errors import Forbidden, Unauthorized
 from app.hardening.asgi import bearer_token, deny_websocket, error_frame, route_path, send_error
@@ -86,6 +87,7 @@ def _set_identity(scope: Scope, identity: Identity) -> None:
     state = scope.setdefault("state", {})
     state["identity"] = identity.name
     state["api_key"] = identity
+    CALLER.set(identity.key_id)  # the model queue's fair share (app.providers.slots)
 
 
 class AuthMiddleware:

@@ -1,0 +1,82 @@
+"""The model queue shares slots fairly between callers (the real `Slots`, driven on one event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.core.errors import Overloaded
+from app.providers.slots import Slots
+
+
+async def run_all(slots: Slots, arrivals: list[str], hold_s: float = 0.01) -> list[str]:
+    """Each arrival takes a slot in turn of arrival; returns the order in which they were served."""
+    served: list[str] = []
+
+    async def one(caller: str) -> None:
+        async with slots.hold(caller):
+            served.append(caller)
+            await asyncio.sleep(hold_s)
+
+    tasks = []
+    for caller in arrivals:
+        tasks.append(asyncio.create_task(one(caller)))
+        await asyncio.sleep(0)  # arrive in this order
+    await asyncio.gather(*tasks)
+    return served
+
+
+async def test_a_flood_from_one_key_does_not_delay_another_keys_request() -> None:
+    slots = Slots(name="m", concurrency=1, depth=32, per_key_depth=16)
+    served = await run_all(slots, ["A"] * 12 + ["B"])
+    # B arrived last, behind eleven waiting A's: it is served right after the running one.
+    assert served.index("B") == 1, served
+
+
+async def test_callers_alternate_while_both_have_waiters() -> None:
+    slots = Slots(name="m", concurrency=1, depth=32, per_key_depth=16)
+    served = await run_all(slots, ["A"] * 6 + ["B"] * 3)
+    assert served[:7] == ["A", "B", "A", "B", "A", "B", "A"], served
+
+
+async def test_one_key_cannot_fill_the_queue_alone() -> None:
+    slots = Slots(name="m", concurrency=1, depth=8)  # 4 per caller by default
+    gate = asyncio.Event()
+
+    async def hold(caller: str) -> None:
+        async with slots.hold(caller):
+            await gate.wait()
+
+    running = [asyncio.create_task(hold("A")) for _ in range(5)]  # one running, four waiting
+    await asyncio.sleep(0.01)
+    with pytest.raises(Overloaded, match="this caller already has 4 waiting"):
+        async with slots.hold("A"):
+            pass
+    other = asyncio.create_task(hold("B"))  # another key still finds room
+    await asyncio.sleep(0.01)
+    assert slots.waiting == 5 and not other.done()
+    gate.set()
+    await asyncio.gather(*running, other)
+    assert slots.waiting == 0 and slots.active == 0
+
+
+async def test_a_waiter_that_leaves_gives_its_place_back() -> None:
+    slots = Slots(name="m", concurrency=1, depth=4)
+    gate = asyncio.Event()
+
+    async def hold(caller: str) -> None:
+        async with slots.hold(caller):
+            await gate.wait()
+
+    first = asyncio.create_task(hold("A"))
+    await asyncio.sleep(0.01)
+    leaving = asyncio.create_task(hold("B"))
+    await asyncio.sleep(0.01)
+    leaving.cancel()
+    await asyncio.sleep(0.01)
+    assert slots.waiting == 0
+    gate.set()
+    await first
+    served = await run_all(slots, ["C"])  # the slot is free again, nothing leaked
+    assert served == ["C"] and slots.active == 0 and slots._free == 1
