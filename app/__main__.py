@@ -129,8 +129,17 @@ def serve(
         except TunnelRefused as exc:
             fail(str(exc))
             return
+    from app.api.connections import ConnectionLimits, guarded_protocol
+
+    limits = ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections_per_client=settings.max_connections_per_client,
+    )
     uvicorn.run(
         app,
+        http=guarded_protocol(limits),
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
 
     # Requests
     max_body_bytes: int = 1024 * 1024
+    # Per connection, before the app sees a request (app/api/connections.py).
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections_per_client: int = Field(default=256, ge=1)
     sse_ping_seconds: float = 15.0
     default_queue_depth: int = 16
     default_timeout_s: float = 300.0
