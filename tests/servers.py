@@ -43,7 +43,9 @@ def log_problems(text: str, secrets: list[str]) -> list[str]:
     """Every JSON log line must parse (scrubbing once made invalid JSON) and show no key. Lines that are
     not JSON (a human line such as the tunnel's URL, a Python warning) are only checked for keys."""
     problems = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on newlines only, as a log shipper does: str.splitlines() would also split inside a valid
+    # JSON string at U+2028 or NEL, which JSON allows raw.
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.startswith("{"):
             try:
                 json.loads(line)

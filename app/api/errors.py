@@ -73,8 +73,17 @@ def install(app: FastAPI) -> None:
         return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return api_error_response(validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        error = validation_error(exc)
+        content_type = request.headers.get("content-type", "")
+        if error.message == "The request body must be a JSON object" and "json" not in content_type:
+            # FastAPI reads a body as JSON only when it is labelled so: say that, not "not an object".
+            error = InvalidRequest(
+                "The request body must be JSON sent with `Content-Type: application/json` "
+                f"(this request's content type: {content_type[:100] or 'none'}).",
+                code="invalid_content_type",
+            )
+        return api_error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

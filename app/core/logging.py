@@ -88,6 +88,8 @@ def configure_logging(level: str = "info", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # alembic announces each of its plugins at INFO on every start-up: noise, not news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(root.level, logging.WARNING))
     # google-genai logs "AFC is enabled" at INFO on every request: noise, not news.
     logging.getLogger("google_genai").setLevel(max(root.level, logging.WARNING))
     # httpx logs every upstream request at INFO: a second line per request on the hot path, and the

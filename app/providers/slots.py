@@ -8,9 +8,10 @@ Why fair: with one FIFO, a key that floods the queue makes every other key wait 
 (four over-long requests from one key held another key's two-token answer for 55 s). Waiters are kept
 per caller (the key, `app.core.caller`) and a freed slot goes round-robin between callers, callers
 that have just arrived first (as fq_codel serves new flows): another key's request waits for the
-generations already running plus at most one more, however deep the flood. A caller may also hold at
-most `per_key_depth` places in the queue (default: half of it), so a flood cannot fill it alone and
-another key always finds room.
+generations already running plus at most one more, however deep the flood. A single caller may use
+the whole queue; when it is full and another caller arrives, the newest waiter of the caller with the
+most waiters gives its place up (429, as fq_codel drops from the fattest flow), so a flood never
+shuts another key out. `per_key_depth` optionally caps what one caller may hold.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Slots:
         self.name = name
         self.concurrency = concurrency
         self.depth = depth
-        self.per_key_depth = per_key_depth if per_key_depth is not None else max(1, depth // 2)
+        self.per_key_depth = per_key_depth if per_key_depth is not None else depth
         self._free = concurrency
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
         self._new: deque[str] = deque()  # callers with waiters that have not been served since arriving
@@ -42,13 +43,27 @@ class Slots:
     def retry_after_s(self) -> int:
         return max(1, self.waiting // max(1, self.concurrency) + 1)
 
-    def _refuse(self, caller: str, queued: int) -> Overloaded:
+    def _refuse(self, caller: str, queued: int, why: str = "") -> Overloaded:
         share = f"; this caller already has {queued} waiting" if queued >= self.per_key_depth else ""
         return Overloaded(
             f"model {self.name!r} is busy: {self.active} running and {self.waiting} waiting "
-            f"(queue depth {self.depth}, {self.per_key_depth} per caller{share}); retry shortly",
+            f"(queue depth {self.depth}{share}){why}; retry shortly",
             headers={"Retry-After": str(self.retry_after_s())},
         )
+
+    def _make_room(self, caller: str, queued: int) -> bool:
+        """The queue is full: take a place from the caller with the most waiters, if that is another
+        caller with at least two more than this one. Its newest waiter gets 429."""
+        fattest = max(self._waiters, key=lambda c: len(self._waiters[c]), default=None)
+        if fattest is None or fattest == caller or len(self._waiters[fattest]) < queued + 2:
+            return False
+        displaced = self._waiters[fattest].pop()
+        self.waiting -= 1
+        if not self._waiters[fattest]:
+            self._drop(fattest)
+        if not displaced.done():
+            displaced.set_exception(self._refuse(fattest, 0, ", and another caller needed a place"))
+        return True
 
     @asynccontextmanager
     async def hold(self, caller: str | None = None) -> AsyncIterator[float]:
@@ -59,7 +74,7 @@ class Slots:
             self._free -= 1
         else:
             queued = len(self._waiters.get(caller, ()))
-            if self.waiting >= self.depth or queued >= self.per_key_depth:
+            if queued >= self.per_key_depth or (self.waiting >= self.depth and not self._make_room(caller, queued)):
                 raise self._refuse(caller, queued)
             await self._wait(caller)
         waited = time.perf_counter() - started
@@ -85,6 +100,8 @@ class Slots:
         self.waiting += 1
         try:
             await granted
+        except Overloaded:
+            raise  # displaced by another caller (`_make_room`): already out of the queue
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():
                 self._release()  # the slot came just as the waiter left: pass it on
@@ -98,10 +115,14 @@ class Slots:
             queue.remove(granted)
             self.waiting -= 1
             if not queue:
-                del self._waiters[caller]
-                for order in (self._new, self._old):
-                    if caller in order:
-                        order.remove(caller)
+                self._drop(caller)
+
+    def _drop(self, caller: str) -> None:
+        """A caller with no waiters left leaves the round."""
+        del self._waiters[caller]
+        for order in (self._new, self._old):
+            if caller in order:
+                order.remove(caller)
 
     def _release(self) -> None:
         """Hand the freed slot to the next caller in turn, or keep it free."""

@@ -105,3 +105,17 @@ def test_messages_without_text_are_refused_saying_why(server: SlipwayServer, mes
     r = httpx.post(server.url + "/v1/chat/completions", json={"messages": [message]}, timeout=60)
     assert r.status_code == 400, r.text
     assert says in r.json()["error"]["message"] and r.json()["error"]["param"].startswith("messages.0")
+
+
+def test_start_up_says_ready_in_one_plain_line_without_plugin_noise(server: SlipwayServer) -> None:
+    log = server.log_text()
+    base = f"http://127.0.0.1:{server.port}"
+    assert f"Slipway ready: web page {base}/  API {base}/v1  docs {base}/docs" in log
+    assert "setup plugin" not in log
+
+
+def test_a_json_body_without_its_content_type_is_told_so(server: SlipwayServer) -> None:
+    body = b'{"messages": [{"role": "user", "content": "hi"}]}'
+    r = httpx.post(server.url + "/v1/chat/completions", content=body, headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_content_type"
+    assert "Content-Type: application/json" in r.json()["error"]["message"] and "text/plain" in r.json()["error"]["message"]

@@ -40,25 +40,30 @@ async def test_callers_alternate_while_both_have_waiters() -> None:
     assert served[:7] == ["A", "B", "A", "B", "A", "B", "A"], served
 
 
-async def test_one_key_cannot_fill_the_queue_alone() -> None:
-    slots = Slots(name="m", concurrency=1, depth=8)  # 4 per caller by default
+async def test_one_key_may_fill_the_queue_but_gives_a_place_to_another() -> None:
+    slots = Slots(name="m", concurrency=1, depth=4)
     gate = asyncio.Event()
+    served: list[str] = []
 
     async def hold(caller: str) -> None:
         async with slots.hold(caller):
+            served.append(caller)
             await gate.wait()
 
-    running = [asyncio.create_task(hold("A")) for _ in range(5)]  # one running, four waiting
+    flood = [asyncio.create_task(hold("A")) for _ in range(5)]  # one running, the whole queue waiting
     await asyncio.sleep(0.01)
-    with pytest.raises(Overloaded, match="this caller already has 4 waiting"):
-        async with slots.hold("A"):
+    with pytest.raises(Overloaded, match="queue depth 4"):
+        async with slots.hold("A"):  # a single caller may use the whole queue, no more
             pass
-    other = asyncio.create_task(hold("B"))  # another key still finds room
+    other = asyncio.create_task(hold("B"))  # another key still gets in: A's newest waiter gives way
     await asyncio.sleep(0.01)
-    assert slots.waiting == 5 and not other.done()
+    assert slots.waiting == 4 and not other.done()
+    displaced = [t for t in flood if t.done()]
+    assert len(displaced) == 1 and isinstance(displaced[0].exception(), Overloaded)
+    assert "another caller needed a place" in str(displaced[0].exception())
     gate.set()
-    await asyncio.gather(*running, other)
-    assert slots.waiting == 0 and slots.active == 0
+    await asyncio.gather(*(t for t in flood if t is not displaced[0]), other)
+    assert served[:2] == ["A", "B"] and slots.waiting == 0 and slots.active == 0
 
 
 async def test_a_waiter_that_leaves_gives_its_place_back() -> None:
