@@ -25,6 +25,8 @@ cli = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's own help: typer 0.29's rich help on click 8.5 labels flags `<bool>` ("--help <bool>").
+    rich_markup_mode=None,
 )
 err = Console(stderr=True)
 

@@ -28,6 +28,7 @@ cli = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's own help: typer 0.29's rich help labels flags `<bool>`
 )
 out_console = Console()
 err = Console(stderr=True)

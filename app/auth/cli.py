@@ -16,6 +16,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from app.auth.keys import ANONYMOUS
 from app.core.config import Settings
 
 cli = typer.Typer(name="keys", help="API keys: create, list, revoke.", no_args_is_help=True)
@@ -77,10 +78,16 @@ def create(
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     from app.auth.store import KeyNameTaken, create_key
+    from app.auth.store import list_keys as load
 
     name = name.strip()
     if not name:
         raise typer.BadParameter("the name must not be empty", param_hint="--name")
+    if name.lower() == ANONYMOUS.name:
+        # Conversations follow the key's name, and `anonymous` owns what was made without any key.
+        raise typer.BadParameter(
+            f"{ANONYMOUS.name!r} is reserved: it owns what was created while no key existed", param_hint="--name"
+        )
     try:
         key, record = _run(_settings(ctx), lambda conn: create_key(conn, name=name, rpm=rpm, tpm=tpm))
     except KeyNameTaken as exc:
@@ -91,6 +98,12 @@ def create(
         return
     sys.stdout.write(key + "\n")
     err.print(f"Key [bold]{record.name}[/] created. It is shown only this once: store it now.")
+    if len(_run(_settings(ctx), load)) == 1:
+        err.print(
+            "This is the first key: auth is now on. A running service picks it up within seconds and then "
+            "refuses requests without a key (the web page asks for one). Conversations made before stay "
+            f"with the {ANONYMOUS.name!r} identity, which no key can take."
+        )
 
 
 @cli.command("list")

@@ -112,3 +112,14 @@ def test_a_database_key_allows_a_public_bind(upstream: Upstream, tmp_path: Path)
     with SlipwayServer(config=config, env=env, args=["--host", "0.0.0.0"]) as server:
         assert httpx.get(server.url + "/v1/models").status_code == 401
         assert httpx.get(server.url + "/v1/models", headers=bearer(key)).status_code == 200
+
+
+def test_anonymous_is_reserved_and_the_first_key_says_auth_is_now_on(tmp_path: Path) -> None:
+    db = tmp_path / "first.db"
+    make_tables(db)
+    refused = keys(db, "create", "--name", "Anonymous")
+    assert refused.returncode == 2 and "reserved" in refused.stderr
+    first = keys(db, "create", "--name", "ana")
+    assert first.returncode == 0 and "first key: auth is now on" in " ".join(first.stderr.split())
+    second = keys(db, "create", "--name", "ben")
+    assert second.returncode == 0 and "first key" not in second.stderr

@@ -119,3 +119,8 @@ def test_a_json_body_without_its_content_type_is_told_so(server: SlipwayServer) 
     r = httpx.post(server.url + "/v1/chat/completions", content=body, headers={"content-type": "text/plain"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_content_type"
     assert "Content-Type: application/json" in r.json()["error"]["message"] and "text/plain" in r.json()["error"]["message"]
+
+
+def test_help_shows_flags_as_flags(tmp_path: Path) -> None:
+    out = run_app(tmp_path, "--help")
+    assert out.returncode == 0 and "--tunnel" in out.stdout and "<bool>" not in out.stdout, out.stdout
