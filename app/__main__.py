@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from app.core.config import Settings
-from app.core.models_file import ModelsFile, ModelsFileError, load_models_file
+from app.core.models_file import ModelsFile, ModelsFileError, ModelSpec, load_models_file
 
 cli = typer.Typer(
     name="slipway",
@@ -170,15 +170,35 @@ def list_models(
         return
     from rich.table import Table
 
-    table = Table("name", "provider", "model", "fallbacks")
+    table = Table("name", "provider", "model", "fallbacks", "state")
     for spec in models_file.models:
         table.add_row(
             spec.name + (" (default)" if spec.name == models_file.default_model else ""),
             spec.provider,
             spec.upstream_model,
             ", ".join(spec.fallbacks),
+            entry_state(spec, settings),
         )
     Console().print(table)
+
+
+def entry_state(spec: ModelSpec, settings: Settings) -> str:
+    """What can be told without reaching the model: the GGUF is there, the key variable is set."""
+    if spec.provider == "local":
+        if spec.path is not None:
+            return "GGUF found" if Path(spec.path).expanduser().is_file() else f"MISSING GGUF {spec.path}"
+        from app.providers.local import LocalModelError, packaged_model_path
+
+        try:
+            packaged_model_path()
+        except LocalModelError as exc:
+            return f"MISSING: {exc}"
+        return "packaged model installed"
+    if spec.api_key_env:
+        return f"key in ${spec.api_key_env}" if settings.env_secret(spec.api_key_env) else f"MISSING ${spec.api_key_env}"
+    if spec.provider == "gemini":
+        return "MISSING $GOOGLE_API_KEY" if not settings.env_secret("GOOGLE_API_KEY") else "key in $GOOGLE_API_KEY"
+    return f"at {spec.base_url or settings.ollama_host or 'http://localhost:11434'}"
 
 
 def _join_subcommands() -> None:

@@ -124,3 +124,19 @@ def test_a_json_body_without_its_content_type_is_told_so(server: SlipwayServer) 
 def test_help_shows_flags_as_flags(tmp_path: Path) -> None:
     out = run_app(tmp_path, "--help")
     assert out.returncode == 0 and "--tunnel" in out.stdout and "<bool>" not in out.stdout, out.stdout
+
+
+def test_models_shows_what_is_missing_before_start_up(tmp_path: Path) -> None:
+    config = write_models_file(tmp_path, {"default_model": "smollm2", "models": [
+        {"name": "smollm2", "provider": "local"},
+        {"name": "mine", "provider": "local", "path": "/nope/x.gguf"},
+        {"name": "g", "provider": "gemini", "api_key_env": "SLIPWAY_TEST_UNSET_KEY"},
+    ]})  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"}
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "models", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "packaged model installed" in out.stdout
+    assert "MISSING GGUF /nope/x.gguf" in out.stdout and "MISSING $SLIPWAY_TEST_UNSET_KEY" in out.stdout
