@@ -21,5 +21,10 @@ def install(app: FastAPI) -> None:
         # no-cache: a new release's page is picked up at once (it is a few kB).
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    async def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico whatever the page says: an SVG answers them (no 404 in the log).
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

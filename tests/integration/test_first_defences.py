@@ -140,3 +140,8 @@ def test_models_shows_what_is_missing_before_start_up(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "packaged model installed" in out.stdout
     assert "MISSING GGUF /nope/x.gguf" in out.stdout and "MISSING $SLIPWAY_TEST_UNSET_KEY" in out.stdout
+
+
+def test_the_favicon_is_served(server: SlipwayServer) -> None:
+    r = httpx.get(server.url + "/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml") and b"<svg" in r.content
