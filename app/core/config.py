@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./slipway.db"
     db_timeout_s: float = 5.0
     migrate_on_start: bool = True
+    # Postgres pool per replica (SQLite needs none). A conversation turn holds one connection for its
+    # session's lock; at most db_pool_size + db_max_overflow - 10 turns do at once (10 stay for the rest).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
     retention_max_age_days: float | None = None
     retention_max_sessions: int | None = None
     retention_interval_s: float = 3600.0

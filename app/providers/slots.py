@@ -19,11 +19,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 
 from app.core.caller import CALLER
 from app.core.errors import Overloaded
+
+#: The place a conversation turn reserved in a model's queue before taking its session lock (`place()`).
+_PLACE: ContextVar[_Place | None] = ContextVar("slipway_queue_place", default=None)
+
+
+class _Place:
+    __slots__ = ("slots", "used")
+
+    def __init__(self, slots: Slots) -> None:
+        self.slots = slots
+        self.used = False
 
 
 class Slots:
@@ -39,6 +51,7 @@ class Slots:
         self._running: Counter[str] = Counter()  # slots held, per caller
         self.waiting = 0
         self.active = 0
+        self.reserved = 0  # places taken by `place()` and not yet turned into a wait or a slot
 
     def retry_after_s(self) -> int:
         return max(1, self.waiting // max(1, self.concurrency) + 1)
@@ -65,16 +78,47 @@ class Slots:
             displaced.set_exception(self._refuse(fattest, 0, ", and another caller needed a place"))
         return True
 
+    @contextmanager
+    def place(self) -> Iterator[None]:
+        """Reserve a place in this queue for work that must do something slow before it asks for a slot:
+        a conversation turn first takes its session lock, which on Postgres holds a pooled connection.
+        Refused at once (429) when the queue has no room, so turns beyond the queue never touch the
+        database pool (40 concurrent turns used to exhaust it: 503s for everyone). The `hold()` made
+        within this block uses the place instead of asking again."""
+        if self.active + self.waiting + self.reserved >= self.concurrency + self.depth:
+            raise self._refuse(CALLER.get(), 0)
+        place = _Place(self)
+        self.reserved += 1
+        token = _PLACE.set(place)
+        try:
+            yield
+        finally:
+            _PLACE.reset(token)
+            if not place.used:
+                self.reserved -= 1
+
+    def _take_place(self) -> bool:
+        place = _PLACE.get()
+        if place is None or place.slots is not self or place.used:
+            return False
+        place.used = True
+        self.reserved -= 1
+        return True
+
     @asynccontextmanager
     async def hold(self, caller: str | None = None) -> AsyncIterator[float]:
         """Take a slot (or raise `Overloaded` at once); yields the seconds spent waiting."""
         caller = caller if caller is not None else CALLER.get()
         started = time.perf_counter()
+        admitted = self._take_place()  # a reserved place is a promise: no capacity check again
         if self._free > 0 and self.waiting == 0:
             self._free -= 1
         else:
             queued = len(self._waiters.get(caller, ()))
-            if queued >= self.per_key_depth or (self.waiting >= self.depth and not self._make_room(caller, queued)):
+            if not admitted and (
+                queued >= self.per_key_depth
+                or (self.waiting + self.reserved >= self.depth and not self._make_room(caller, queued))
+            ):
                 raise self._refuse(caller, queued)
             await self._wait(caller)
         waited = time.perf_counter() - started

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -205,7 +206,11 @@ class SessionService:
         self.registry = registry
         self.settings = settings
         # A turn waits at most as long as one generation may take before another replica frees the session.
-        self.locks = SessionLocks(db, wait_s=settings.default_timeout_s + settings.default_first_token_timeout_s)
+        self.locks = SessionLocks(
+            db,
+            wait_s=settings.default_timeout_s + settings.default_first_token_timeout_s,
+            max_connections=settings.db_pool_size + settings.db_max_overflow - 10,
+        )
         self.turns: set[Any] = set()  #: running `turns.Turn`s, stopped (and their partials stored) at shutdown
 
     @contextlib.asynccontextmanager
@@ -290,9 +295,13 @@ class SessionService:
         check_content(content)
         session = await self.require(identity, session_id)
         check_content(content, self.content_limit(session))
-        turn = Turn(self, identity=identity, session_id=session_id, content=content)
+        turn = Turn(self, identity=identity, session_id=session_id, content=content, model=session.model)
         turn.start()
         return turn
+
+    def queue_place(self, model: str | None) -> AbstractContextManager[None]:
+        """A place in the model's queue for a turn, taken before its session lock (see `Slots.place`)."""
+        return self.registry.get(model).slots.place()
 
     async def stop_all(self, grace_s: float = 10.0) -> None:
         """Shutdown: stop every running turn and let each store its partial answer."""

@@ -69,11 +69,14 @@ _END = object()
 
 
 class Turn:
-    def __init__(self, service: SessionService, *, identity: str, session_id: str, content: str) -> None:
+    def __init__(
+        self, service: SessionService, *, identity: str, session_id: str, content: str, model: str | None = None
+    ) -> None:
         self.service = service
         self.identity = identity
         self.session_id = session_id
         self.content = content
+        self.session_model = model
         self.phase: Phase = "waiting"
         self.task: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue()
@@ -125,11 +128,14 @@ class Turn:
 
     async def _run(self) -> None:
         try:
-            async with self.service.locks.hold(self.session_id):
-                if self._stop_reason is not None:
-                    return
-                self.phase = "preparing"
-                await self._turn()
+            # A place in the model's queue first: a turn that would not fit gets 429 before its session
+            # lock takes a pooled database connection.
+            with self.service.queue_place(self.session_model):
+                async with self.service.locks.hold(self.session_id):
+                    if self._stop_reason is not None:
+                        return
+                    self.phase = "preparing"
+                    await self._turn()
         except asyncio.CancelledError:
             if self.phase != "waiting":
                 raise

@@ -75,8 +75,8 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         return {
             "pool_pre_ping": True,
             "pool_timeout": timeout,
-            "pool_size": 10,
-            "max_overflow": 20,
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
             "connect_args": {"timeout": timeout, "command_timeout": timeout},
         }
     return {"pool_pre_ping": True, "connect_args": {"timeout": timeout}}

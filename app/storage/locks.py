@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import APIError
+from app.core.errors import APIError, Overloaded
 from app.storage.db import Database, database_unavailable, is_outage
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,14 @@ class _Entry:
 
 
 class SessionLocks:
-    def __init__(self, db: Database, wait_s: float) -> None:
+    """`max_connections`: advisory locks held at once on this replica, each on a pooled connection; one
+    more is refused (429) rather than waiting on a pool that the rest of the service needs too."""
+
+    def __init__(self, db: Database, wait_s: float, max_connections: int = 20) -> None:
         self.db = db
         self.wait_s = wait_s
+        self.max_connections = max(1, max_connections)
+        self._connections = 0
         self._entries: dict[str, _Entry] = {}
 
     @contextlib.asynccontextmanager
@@ -80,6 +85,21 @@ class SessionLocks:
     @contextlib.asynccontextmanager
     async def _advisory(self, session_id: str) -> AsyncIterator[None]:
         key = lock_key(session_id)
+        if self._connections >= self.max_connections:
+            raise Overloaded(
+                f"{self._connections} conversation turns are running on this replica, its limit; retry shortly",
+                code="turns_overloaded",
+                headers={"Retry-After": "1"},
+            )
+        self._connections += 1
+        try:
+            async with self._advisory_on_a_connection(key):
+                yield
+        finally:
+            self._connections -= 1
+
+    @contextlib.asynccontextmanager
+    async def _advisory_on_a_connection(self, key: int) -> AsyncIterator[None]:
         conn = await self._connect()
         try:
             await self._acquire(conn, key)

@@ -85,3 +85,26 @@ async def test_a_waiter_that_leaves_gives_its_place_back() -> None:
     await first
     served = await run_all(slots, ["C"])  # the slot is free again, nothing leaked
     assert served == ["C"] and slots.active == 0 and slots._free == 1
+
+
+async def test_a_reserved_place_counts_against_the_queue_and_becomes_the_slot() -> None:
+    slots = Slots(name="m", concurrency=1, depth=2)
+    gate = asyncio.Event()
+
+    async def turn() -> None:
+        with slots.place():  # taken before the slow part (a session lock)
+            await asyncio.sleep(0.01)
+            async with slots.hold("A"):
+                await gate.wait()
+
+    turns = [asyncio.create_task(turn()) for _ in range(3)]  # one slot + two places: all fit
+    await asyncio.sleep(0)
+    assert slots.reserved == 3
+    with pytest.raises(Overloaded):
+        with slots.place():  # a fourth does not: refused before it does anything slow
+            pass
+    await asyncio.sleep(0.05)
+    assert slots.reserved == 0 and slots.active == 1 and slots.waiting == 2  # places became the queue
+    gate.set()
+    await asyncio.gather(*turns)
+    assert (slots.active, slots.waiting, slots.reserved, slots._free) == (0, 0, 0, 1)
