@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import errors
+from app.api import docs, errors
 from app.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.api.responses import JSONResponse
 from app.api.routes import chat, health, models
@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None, models_file: ModelsFile | None 
         lifespan=lifespan,
         default_response_class=JSONResponse,
         root_path=settings.root_path,
+        docs_url=None,  # served from local files by app.api.docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, models_file: ModelsFile | None 
     app.state.shutdown_hooks = []
     app.state.shutting_down = False
     errors.install(app)
+    docs.install(app)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(chat.router)

@@ -31,7 +31,7 @@ from app.hardening.asgi import bearer_token, deny_websocket, error_frame, route_
 PUBLIC_PATHS = frozenset(
     {"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/favicon.ico"}
 )
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", "/docs/assets/")
 AUTH_FRAME_TIMEOUT_S = 10.0
 #: Close code for a WebSocket refused for its key (4000-4999 are the application's; 4401 mirrors HTTP 401).
 WS_UNAUTHORIZED = 4401
