@@ -45,7 +45,8 @@ def load_settings(config: Path | None = None, **overrides: object) -> Settings:
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: no line breaks inserted mid-sentence (the terminal wraps; a copied message stays whole)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

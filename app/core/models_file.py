@@ -136,9 +136,29 @@ def _describe(error: ValidationError, raw: Any) -> str:
             field = ".".join(str(p) for p in loc[2:])
         else:
             field = ".".join(str(p) for p in loc)
-        message = item["msg"].removeprefix("Value error, ")
+        message = item["msg"].removeprefix("Value error, ") + _did_you_mean(item, loc)
         lines.append(f"  {where}: {field + ': ' if field else ''}{message}")
     return "\n".join(lines)
+
+
+def _did_you_mean(item: Any, loc: list[Any]) -> str:
+    """For a misspelt field (`temprature`) or value (`olama`), the closest right one."""
+    import difflib
+
+    if item["type"] == "extra_forbidden":
+        inside = [p for p in loc if isinstance(p, str)]
+        model: type[BaseModel] = ModelsFile
+        if inside[:1] == ["models"]:
+            model = GenerationParams if "params" in inside[1:-1] else ModelSpec
+        choices = list(model.model_fields)
+        word = str(inside[-1]) if inside else ""
+    elif item["type"] == "literal_error" and isinstance(item.get("input"), str):
+        choices = [c.strip(" '") for c in str(item.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")]
+        word = item["input"]
+    else:
+        return ""
+    close = difflib.get_close_matches(word, [c for c in choices if c], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_models_file(path: Path | None) -> ModelsFile:

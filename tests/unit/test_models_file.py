@@ -107,3 +107,22 @@ def test_error_messages_are_scrubbed() -> None:
     register_secrets(["sk-slw-unit-test-secret-123"])
     body = ModelNotFound("The model 'sk-slw-unit-test-secret-123' does not exist").to_dict()
     assert "sk-slw-unit-test-secret-123" not in str(body)
+
+
+def test_every_problem_is_reported_at_once_with_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "models:\n"
+        "  - {name: a, provider: local, params: {temprature: 0.2}}\n"
+        "  - {name: b, provider: olama, contxt_window: 4096}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "models", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "60"},
+    )  # fmt: skip
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert any("params.temprature" in ln and "(did you mean 'temperature'?)" in ln for ln in lines), out.stderr
+    assert any("provider" in ln and "(did you mean 'ollama'?)" in ln for ln in lines), out.stderr
+    assert any("contxt_window" in ln and "(did you mean 'context_window'?)" in ln for ln in lines), out.stderr
