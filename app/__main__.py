@@ -202,6 +202,33 @@ def entry_state(spec: ModelSpec, settings: Settings) -> str:
     return f"at {spec.base_url or settings.ollama_host or 'http://localhost:11434'}"
 
 
+@cli.command("chat")
+def chat_cmd(
+    config: ConfigOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="A models-file entry (default: the default model).")] = None,
+) -> None:
+    """Chat with a model in the terminal (in-process; the embedded model by default)."""
+    import asyncio
+
+    from app.chat_cli import chat
+    from app.core.errors import APIError
+
+    settings = load_settings(config)
+    try:
+        models_file = load_models_file(settings.config)
+    except ModelsFileError as exc:
+        fail(str(exc))
+        return
+    try:
+        code = asyncio.run(chat(settings, models_file, model))
+    except APIError as exc:
+        fail(exc.message)
+        return
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
 def _join_subcommands() -> None:
     from app.core.plugins import optional_import
 
