@@ -7,6 +7,7 @@ covers every operation against the OpenAPI schema; this one goes after the text 
 from __future__ import annotations
 
 import json
+
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
