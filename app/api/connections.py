@@ -8,7 +8,8 @@ likes; nothing in the app can see a request before its headers are complete. The
 the service listens without a proxy in front; behind one they are the last line of defence (and the
 per-address cap then counts the proxy: keep it above the proxy's connection pool).
 
-- headers (request line + header fields) over `max_header_bytes`: 431, connection closed;
+- headers (request line + header fields) over `max_header_bytes`, or more than `max_header_count`
+  fields: 431, connection closed;
 - headers not complete `header_timeout_s` after a request's first byte: 408, closed; a new
   connection that sends nothing at all for that long is closed silently;
 - a body that stops arriving for `body_timeout_s`: the connection is closed (the app sees a
@@ -31,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 @dataclass(frozen=True)
 class ConnectionLimits:
     max_header_bytes: int = 32 * 1024
+    max_header_count: int = 100
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     max_connections_per_client: int = 256
@@ -96,6 +98,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._arm(self.limits.header_timeout_s, self._headers_expired)
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        if len(self.headers) > self.limits.max_header_count:
+            self._too_large = True
+            raise ValueError("too many header fields")  # httptools stops; uvicorn calls send_400_response
+
     def on_headers_complete(self) -> None:
         self._disarm()
         self._in_head = False
@@ -119,7 +127,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 _response(
                     431,
                     "Request Header Fields Too Large",
-                    f"The request's headers are over {self.limits.max_header_bytes} bytes.",
+                    f"The request's headers are over {self.limits.max_header_bytes} bytes or "
+                    f"{self.limits.max_header_count} fields.",
                     "headers_too_large",
                 )
             )

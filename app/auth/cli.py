@@ -16,7 +16,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from app.auth.keys import ANONYMOUS
+from app.auth.keys import ANONYMOUS, STATIC_PREFIX
 from app.core.config import Settings
 
 cli = typer.Typer(name="keys", help="API keys: create, list, revoke.", no_args_is_help=True)
@@ -83,10 +83,13 @@ def create(
     name = name.strip()
     if not name:
         raise typer.BadParameter("the name must not be empty", param_hint="--name")
-    if name.lower() == ANONYMOUS.name:
-        # Conversations follow the key's name, and `anonymous` owns what was made without any key.
+    if name.lower() == ANONYMOUS.name or name.lower().startswith(STATIC_PREFIX):
+        # Conversations follow the key's name: `anonymous` owns what was made without any key, and
+        # `static-...` names the keys from SLIPWAY_API_KEYS; a database key may take neither.
         raise typer.BadParameter(
-            f"{ANONYMOUS.name!r} is reserved: it owns what was created while no key existed", param_hint="--name"
+            f"{name!r} is reserved: '{ANONYMOUS.name}' owns what was created while no key existed and "
+            f"'{STATIC_PREFIX}...' names the keys from SLIPWAY_API_KEYS",
+            param_hint="--name",
         )
     try:
         key, record = _run(_settings(ctx), lambda conn: create_key(conn, name=name, rpm=rpm, tpm=tpm))

@@ -33,6 +33,8 @@ class Identity:
 
 
 ANONYMOUS = Identity(name="anonymous", key_id="anonymous", source="anonymous")
+#: The names of static keys (SLIPWAY_API_KEYS) start with this; database keys may not.
+STATIC_PREFIX = "static-"
 
 
 def generate_key() -> str:
@@ -56,4 +58,4 @@ def same_hash(a: str, b: str) -> bool:
 def static_identity(key: str, rpm: int | None, tpm: int | None) -> Identity:
     """A key from SLIPWAY_API_KEYS: named by a stable digest fragment, the same on every replica."""
     digest = hash_key(key)
-    return Identity(name=f"static-{digest[:8]}", key_id=f"static:{digest[:16]}", rpm=rpm, tpm=tpm, source="static")
+    return Identity(name=f"{STATIC_PREFIX}{digest[:8]}", key_id=f"static:{digest[:16]}", rpm=rpm, tpm=tpm, source="static")

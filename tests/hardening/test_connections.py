@@ -69,6 +69,15 @@ def test_oversized_headers_get_431_without_being_parsed_whole(server: SlipwaySer
     print(f"\nRSS {before:.1f} -> {rss_mib(server):.1f} MiB around a 64 MiB header")
 
 
+def test_too_many_header_fields_get_431(server: SlipwayServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        fields = b"".join(b"X-%d: y\r\n" % i for i in range(150))  # small, but 150 of them
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fields + b"\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert healthy(server)
+
+
 def test_slowloris_headers_are_cut_after_the_header_timeout(server: SlipwayServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")

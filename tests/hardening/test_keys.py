@@ -117,8 +117,9 @@ def test_a_database_key_allows_a_public_bind(upstream: Upstream, tmp_path: Path)
 def test_anonymous_is_reserved_and_the_first_key_says_auth_is_now_on(tmp_path: Path) -> None:
     db = tmp_path / "first.db"
     make_tables(db)
-    refused = keys(db, "create", "--name", "Anonymous")
-    assert refused.returncode == 2 and "reserved" in refused.stderr
+    for reserved in ("Anonymous", "static-0123abcd"):  # identities no database key may take
+        refused = keys(db, "create", "--name", reserved)
+        assert refused.returncode == 2 and "reserved" in refused.stderr, refused.stderr
     first = keys(db, "create", "--name", "ana")
     assert first.returncode == 0 and "first key: auth is now on" in " ".join(first.stderr.split())
     second = keys(db, "create", "--name", "ben")

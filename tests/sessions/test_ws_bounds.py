@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.servers import ROOT
+from tests.servers import ROOT, SlipwayServer
 from tests.sessions.conftest import messages, new_session, start_server, wait_for
 from tests.sessions.standin import EchoModel
 
@@ -102,6 +102,20 @@ def test_one_socket_cannot_queue_unbounded_work(echo: EchoModel, tmp_path: Path)
                 ws.recv(timeout=30)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # frame over the body limit
         assert httpx.get(server.url + "/healthz").status_code == 200
+        before = rss_mib(server)
+        with connect(f"{server.url.replace('http://', 'ws://')}/api/sessions/{sid}/ws", max_size=None) as ws:
+            flood = orjson.dumps({"type": "message", "content": "y " * 450_000}).decode()  # ~900 KB a frame
+            for _ in range(60):  # 54 MB in a second, as in the report (155 MB there)
+                ws.send(flood)
+        wait_for(lambda: httpx.get(server.url + "/healthz").status_code == 200)
+        print(f"\nRSS {before:.1f} MiB before a 54 MB WebSocket flood, {rss_mib(server):.1f} MiB after it closed")
     finally:
         server.stop()
         server.tmp.cleanup()
+
+
+def rss_mib(server: SlipwayServer) -> float:
+    import psutil
+
+    assert server.proc is not None
+    return psutil.Process(server.proc.pid).memory_info().rss / 2**20
