@@ -29,8 +29,10 @@ ANONYMOUS_IDENTITY = "anonymous"
 async def get_identity(conn: HTTPConnection) -> str:
     """Who is calling, for ownership of their data (conversations): the one place that decides.
 
-    The auth layer sets `state.identity` to the API key's name (never the key) on HTTP requests and
-    WebSockets alike; without a key everyone is the one anonymous identity.
+    The auth layer sets `state.identity` to the API key's id (`db:<n>`, `static:<hash>`; never the key)
+    on HTTP requests and WebSockets alike; without a key everyone is the one anonymous identity. Ids,
+    not names: a revoked key's name may be given to a new key, which must not inherit its data
+    (`keys rotate` hands a key's conversations to its successor on purpose).
     """
     identity = getattr(conn.state, "identity", None)
     return identity if isinstance(identity, str) and identity else ANONYMOUS_IDENTITY

@@ -84,8 +84,8 @@ def create(
     if not name:
         raise typer.BadParameter("the name must not be empty", param_hint="--name")
     if name.lower() == ANONYMOUS.name or name.lower().startswith(STATIC_PREFIX):
-        # Conversations follow the key's name: `anonymous` owns what was made without any key, and
-        # `static-...` names the keys from SLIPWAY_API_KEYS; a database key may take neither.
+        # `anonymous` owns what was made without any key and `static-...` names the keys from
+        # SLIPWAY_API_KEYS: a database key takes neither name, so logs never confuse them.
         raise typer.BadParameter(
             f"{name!r} is reserved: '{ANONYMOUS.name}' owns what was created while no key existed and "
             f"'{STATIC_PREFIX}...' names the keys from SLIPWAY_API_KEYS",
@@ -140,3 +140,18 @@ def revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key
         err.print(f"[bold red]error:[/] no active key named {name!r}")
         raise typer.Exit(1)
     err.print(f"Key [bold]{name}[/] revoked.")
+
+
+@cli.command("rotate")
+def rotate(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Replace the active key with this name by a new one (printed once); its conversations move to the
+    new key and the old one stops working (within seconds on running services)."""
+    from app.auth.store import rotate_key
+
+    try:
+        key, record, moved = _run(_settings(ctx), lambda conn: rotate_key(conn, name=name))
+    except KeyError:
+        err.print(f"[bold red]error:[/] no active key named {name!r}")
+        raise typer.Exit(1) from None
+    sys.stdout.write(key + "\n")
+    err.print(f"Key [bold]{record.name}[/] rotated: {moved} conversations moved to the new key; the old key is revoked.")

@@ -10,7 +10,8 @@ itself (accepting the connection, reading the frame, then handing the app a fres
 and swallowing its `websocket.accept`), so a WebSocket route needs no auth code of its own and sees
 `websocket.state.identity` from its first line.
 
-Request state set on success: `identity` (the key's name, never the key) and `api_key` (`Identity`).
+Request state set on success: `identity` (the key's id, `db:<n>` or `static:<hash>`: what owns data),
+`key_name` (the key's name, for logs and metrics; never the key) and `api_key` (`Identity`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def is_public(path: str, metrics_open: bool) -> bool:
 
 def _set_identity(scope: Scope, identity: Identity) -> None:
     state = scope.setdefault("state", {})
-    state["identity"] = identity.name
+    state["identity"] = identity.key_id  # owns data: a name can be reused by another key, an id cannot
+    state["key_name"] = identity.name
     state["api_key"] = identity
     CALLER.set(identity.key_id)  # the model queue's fair share (app.providers.slots)
 

@@ -3,8 +3,8 @@
 Only the SHA-256 of a key is stored, with a short display prefix (`sk-slw-AbCdE`) so an operator can
 tell keys apart. Revoking sets `revoked_at`; rows are never deleted, so the table also answers "did
 any key ever exist?", which keeps auth on after the last key is revoked. Names are unique among
-active keys; a new key may take a revoked key's name (that is how a key is rotated while its owner
-keeps their conversations, which follow the name).
+active keys; a new key may take a revoked key's name, but not its conversations, which belong to the
+key's id (`db:<n>`): `rotate_key` replaces a key and hands its conversations to the new one.
 """
 
 from __future__ import annotations
@@ -195,3 +195,22 @@ def snapshot_loader(app: Any) -> Any:
 
     app.state.shutdown_hooks.append(dispose)
     return load
+
+
+async def rotate_key(conn: AsyncConnection, *, name: str) -> tuple[str, KeyRecord, int]:
+    """Replace the active key named `name` by a new one with the same name and limits, in one
+    transaction; its conversations move to the new key. Returns the key, its record and how many
+    conversations moved. KeyError when no active key has that name."""
+    from app.storage.tables import chat_sessions
+
+    old = (
+        await conn.execute(select(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None)))
+    ).first()
+    if old is None:
+        raise KeyError(name)
+    await conn.execute(update(api_keys).where(api_keys.c.id == old.id).values(revoked_at=datetime.now(UTC)))
+    key, record = await create_key(conn, name=name, rpm=old.rpm, tpm=old.tpm)
+    moved = await conn.execute(
+        update(chat_sessions).where(chat_sessions.c.identity == f"db:{old.id}").values(identity=f"db:{record.id}")
+    )
+    return key, record, moved.rowcount or 0

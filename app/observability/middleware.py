@@ -67,8 +67,9 @@ class RouteNames:
 
 
 def _identity(scope: Scope) -> str:
+    """The key's name, for logs and metrics (what owns data is its id: `state["identity"]`)."""
     state = scope.get("state")
-    return (state.get("identity") if state else None) or "anonymous"
+    return (state.get("key_name") if state else None) or "anonymous"
 
 
 class ObservabilityMiddleware:
@@ -163,7 +164,7 @@ class ObservabilityMiddleware:
             "path": scrubbed(path),
             "route": route,
             "status": status,
-            "key_name": state.get("identity") or "anonymous",
+            "key_name": state.get("key_name") or "anonymous",
             "latency_ms": round(elapsed * 1000, 2),
         }
         if record.model:

@@ -39,7 +39,8 @@ chat_sessions = Table(
     "chat_sessions",
     metadata,
     Column("id", String(32), primary_key=True),
-    #: Who owns it: the API key's name, or "anonymous" while no keys exist. Every query filters on it.
+    #: Who owns it: the API key's id (`db:<n>`, `static:<hash>`), or "anonymous" while no keys exist.
+    #: Every query filters on it.
     Column("identity", String(200), nullable=False),
     Column("title", String(200), nullable=True),
     #: The model entry asked for at creation; NULL = the server's default model at each turn.

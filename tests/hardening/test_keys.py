@@ -124,3 +124,28 @@ def test_anonymous_is_reserved_and_the_first_key_says_auth_is_now_on(tmp_path: P
     assert first.returncode == 0 and "first key: auth is now on" in " ".join(first.stderr.split())
     second = keys(db, "create", "--name", "ben")
     assert second.returncode == 0 and "first key" not in second.stderr
+
+
+def test_conversations_belong_to_key_ids_and_rotation_hands_them_over(upstream: Upstream, tmp_path: Path) -> None:
+    """A revoked key's name given to a new key does not bring its conversations along (the name
+    used to be the owner); `keys rotate` hands them over on purpose."""
+    db = tmp_path / "ids.db"
+    make_tables(db)
+    first = keys(db, "create", "--name", "ana").stdout.strip()
+    config = write_models_file(tmp_path, {"models": [upstream_model("fast", upstream, "words-1-0")]})
+    with SlipwayServer(config=config, env={"SLIPWAY_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}) as server:
+        sid = httpx.post(server.url + "/api/sessions", json={}, headers=bearer(first)).json()["id"]
+        rotated = keys(db, "rotate", "ana")
+        assert rotated.returncode == 0 and "1 conversations moved" in rotated.stderr, rotated.stderr
+        second = rotated.stdout.strip()
+        assert httpx.get(f"{server.url}/api/sessions/{sid}", headers=bearer(second)).status_code == 200
+        assert keys(db, "revoke", "ana").returncode == 0
+        third = keys(db, "create", "--name", "ana").stdout.strip()  # the same name, a new key
+        deadline = time.monotonic() + 30
+        while httpx.get(server.url + "/v1/models", headers=bearer(third)).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert httpx.get(f"{server.url}/api/sessions/{sid}", headers=bearer(third)).status_code == 404
+        assert httpx.get(server.url + "/api/sessions", headers=bearer(third)).json()["data"] == []
+        line = access_log(server)[-1]
+        assert line["key_name"] == "ana"  # logs still name the key by its name

@@ -179,3 +179,40 @@ def test_without_migrate_on_start_an_old_schema_is_not_ready(dbs: Databases, ech
     finally:
         server.stop()
         server.tmp.cleanup()
+
+
+async def test_0003_moves_conversations_from_key_names_to_key_ids_and_back(dbs: Databases) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select, text
+
+    from app.storage.tables import chat_sessions
+
+    engine = engine_for(await asyncio.to_thread(dbs.new))
+    try:
+        await migrate.upgrade(engine, "0002_api_keys")
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            _, old = await create_key(conn, name="ana")
+            await conn.execute(text("UPDATE api_keys SET revoked_at = :t WHERE id = :i"), {"t": now, "i": old.id})
+            _, new = await create_key(conn, name="ana")  # the active one takes her conversations
+            _, ben = await create_key(conn, name="ben")
+            for sid, owner in [("s1", "ana"), ("s2", "ben"), ("s3", "anonymous"), ("s4", "static-0123abcd"),
+                               ("s5", "nobody")]:  # fmt: skip
+                await conn.execute(
+                    chat_sessions.insert().values(id=sid, identity=owner, created_at=now, updated_at=now)
+                )
+        await migrate.upgrade(engine)
+
+        async def owners() -> dict[str, str]:
+            async with engine.connect() as conn:
+                rows = await conn.execute(select(chat_sessions.c.id, chat_sessions.c.identity))
+                return {r.id: r.identity for r in rows}
+
+        assert await owners() == {
+            "s1": f"db:{new.id}", "s2": f"db:{ben.id}", "s3": "anonymous", "s4": "static:0123abcd", "s5": "nobody",
+        }  # fmt: skip
+        await migrate.downgrade(engine, "0002_api_keys")
+        assert await owners() == {"s1": "ana", "s2": "ben", "s3": "anonymous", "s4": "static-0123abcd", "s5": "nobody"}
+    finally:
+        await engine.dispose()
