@@ -70,15 +70,18 @@ def test_oversized_headers_get_431_without_being_parsed_whole(server: SlipwaySer
 
 
 def test_too_many_header_fields_get_431(server: SlipwayServer) -> None:
+    before = rss_mib(server)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         fields = b"".join(b"X-%d: y\r\n" % i for i in range(150))  # small, but 150 of them
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fields + b"\r\n")
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
     assert healthy(server)
+    print(f"\nRSS {before:.1f} -> {rss_mib(server):.1f} MiB around 150 header fields")
 
 
 def test_slowloris_headers_are_cut_after_the_header_timeout(server: SlipwayServer) -> None:
+    before = rss_mib(server)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")
         started = time.monotonic()
@@ -97,6 +100,7 @@ def test_slowloris_headers_are_cut_after_the_header_timeout(server: SlipwayServe
                 break
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert healthy(server)
+    print(f"\nRSS {before:.1f} -> {rss_mib(server):.1f} MiB around a slowloris connection")
 
 
 def test_a_connection_that_sends_nothing_is_closed(server: SlipwayServer) -> None:
@@ -105,6 +109,7 @@ def test_a_connection_that_sends_nothing_is_closed(server: SlipwayServer) -> Non
 
 
 def test_a_stalled_body_is_cut_after_the_body_timeout(server: SlipwayServer) -> None:
+    before = rss_mib(server)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
@@ -113,6 +118,7 @@ def test_a_stalled_body_is_cut_after_the_body_timeout(server: SlipwayServer) -> 
         answer = read_all(sock)  # nothing more is sent: the server gives up within the deadline
     assert b" 200 " not in answer[:20]
     assert healthy(server)
+    print(f"\nRSS {before:.1f} -> {rss_mib(server):.1f} MiB around a stalled body")
 
 
 def test_connections_per_address_are_capped(server: SlipwayServer) -> None:
