@@ -123,14 +123,15 @@ def test_http_needs_a_bearer_key(client: TestClient) -> None:
     basic = client.get("/v1/whoami", headers={"Authorization": "Basic " + KEY})
     assert basic.status_code == 401
     ok = client.get("/v1/whoami", headers={"Authorization": "Bearer " + KEY})
-    assert ok.status_code == 200 and ok.json()["identity"].startswith("static-")
+    # state.identity is the key's id (what owns data); its name is state.key_name
+    assert ok.status_code == 200 and ok.json()["identity"].startswith("static:")
     assert KEY not in ok.text + wrong.text + missing.text
     assert client.get("/healthz").status_code == 200
 
 
 def test_websocket_header_auth(client: TestClient) -> None:
     with client.websocket_connect("/v1/ws", headers={"Authorization": "Bearer " + KEY}) as ws:
-        assert ws.receive_json()["identity"].startswith("static-")
+        assert ws.receive_json()["identity"].startswith("static:")
         ws.send_text("hi")
         assert ws.receive_text() == "echo:hi"
     with (
@@ -144,7 +145,7 @@ def test_websocket_first_frame_auth(client: TestClient) -> None:
     with client.websocket_connect("/v1/ws") as ws:
         ws.send_json({"type": "auth", "key": KEY})
         assert ws.receive_json() == {"type": "auth", "ok": True}
-        assert ws.receive_json()["identity"].startswith("static-"), "identity is set before the app runs"
+        assert ws.receive_json()["identity"].startswith("static:"), "identity is set before the app runs"
         ws.send_text("hi")
         assert ws.receive_text() == "echo:hi"
 
