@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from app.cli.db import cli as db_cli
+from app.cli.keys import cli as keys_cli
 from app.core.config import Settings
 from app.core.models_file import ModelsFile, ModelsFileError, ModelSpec, load_models_file
 
@@ -42,6 +44,13 @@ def load_settings(config: Path | None = None, **overrides: object) -> Settings:
     if config is not None:
         values["config"] = config
     return Settings(**values)
+
+
+def read_models_file(settings: Settings) -> ModelsFile:
+    """The models file, checked against the providers Slipway has (ModelsFileError if it is wrong)."""
+    from app.providers.registry import PROVIDERS
+
+    return load_models_file(settings.config, PROVIDERS)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -71,6 +80,15 @@ def check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 fail(f"port {port} on {host} is already in use (another Slipway?): stop it or choose --port")
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def auth_enabled_at_start(settings: Settings) -> bool:
+    """API-key auth is on as soon as any key exists, in the settings or in the database."""
+    if settings.api_keys:
+        return True
+    from app.storage.api_keys import database_has_keys
+
+    return database_has_keys(settings)
 
 
 def check_bind(settings: Settings, auth_on: bool) -> None:
@@ -111,27 +129,26 @@ def serve(
 
     settings = load_settings(config, host=host, port=port)
     try:
-        models_file = load_models_file(settings.config)
+        models_file = read_models_file(settings)
     except ModelsFileError as exc:
         fail(str(exc))
         return
     check_local_paths(models_file, settings.config)
     configure_logging(settings.log_level, settings.log_json)
     from app.main import create_app
-    from app.services.auth_state import auth_enabled_at_start
+    from app.tunnel import Tunnel, TunnelRefused, open_tunnel
 
     auth_on = auth_enabled_at_start(settings)
     check_bind(settings, auth_on)
     check_port_free(settings.host, settings.port)
-    app = create_app(settings, models_file)
+    opened: Tunnel | None = None
     if tunnel:
-        from app.tunnel import TunnelRefused, attach_tunnel
-
         try:
-            attach_tunnel(app, settings, auth_on)
+            opened = open_tunnel(settings, auth_on)
         except TunnelRefused as exc:
             fail(str(exc))
             return
+    app = create_app(settings, models_file, tunnel=opened)
     from app.api.connections import ConnectionLimits, guarded_protocol
 
     limits = ConnectionLimits(
@@ -160,7 +177,7 @@ def list_models(
     """List the models the models file serves."""
     settings = load_settings(config)
     try:
-        models_file = load_models_file(settings.config)
+        models_file = read_models_file(settings)
     except ModelsFileError as exc:
         fail(str(exc))
         return
@@ -188,7 +205,7 @@ def entry_state(spec: ModelSpec, settings: Settings) -> str:
     if spec.provider == "local":
         if spec.path is not None:
             return "GGUF found" if Path(spec.path).expanduser().is_file() else f"MISSING GGUF {spec.path}"
-        from app.providers.local import LocalModelError, packaged_model_path
+        from app.providers.llama_cpp import LocalModelError, packaged_model_path
 
         try:
             packaged_model_path()
@@ -196,7 +213,9 @@ def entry_state(spec: ModelSpec, settings: Settings) -> str:
             return f"MISSING: {exc}"
         return "packaged model installed"
     if spec.api_key_env:
-        return f"key in ${spec.api_key_env}" if settings.env_secret(spec.api_key_env) else f"MISSING ${spec.api_key_env}"
+        return (
+            f"key in ${spec.api_key_env}" if settings.env_secret(spec.api_key_env) else f"MISSING ${spec.api_key_env}"
+        )
     if spec.provider == "gemini":
         return "MISSING $GOOGLE_API_KEY" if not settings.env_secret("GOOGLE_API_KEY") else "key in $GOOGLE_API_KEY"
     return f"at {spec.base_url or settings.ollama_host or 'http://localhost:11434'}"
@@ -205,17 +224,19 @@ def entry_state(spec: ModelSpec, settings: Settings) -> str:
 @cli.command("chat")
 def chat_cmd(
     config: ConfigOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="A models-file entry (default: the default model).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="A models-file entry (default: the default model).")
+    ] = None,
 ) -> None:
     """Chat with a model in the terminal (in-process; the embedded model by default)."""
     import asyncio
 
-    from app.chat_cli import chat
+    from app.cli.chat import chat
     from app.core.errors import APIError
 
     settings = load_settings(config)
     try:
-        models_file = load_models_file(settings.config)
+        models_file = read_models_file(settings)
     except ModelsFileError as exc:
         fail(str(exc))
         return
@@ -229,16 +250,8 @@ def chat_cmd(
     raise typer.Exit(code)
 
 
-def _join_subcommands() -> None:
-    from app.core.plugins import optional_import
-
-    for module_name in ("app.storage.cli", "app.auth.cli"):
-        module = optional_import(module_name)
-        if module is not None:
-            cli.add_typer(module.cli)
-
-
-_join_subcommands()
+cli.add_typer(db_cli)
+cli.add_typer(keys_cli)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
 from rich.console import Console
 
 from app.core.config import Settings
@@ -140,23 +139,12 @@ def _first_line(exc: BaseException) -> str:
     return scrub(text[0][:300]) if text else type(exc).__name__
 
 
-def attach_tunnel(app: FastAPI, settings: Settings, auth_on: bool) -> Tunnel:
-    """Refuse without auth (TunnelRefused); else open the tunnel once the app has started."""
+def open_tunnel(settings: Settings, auth_on: bool) -> Tunnel:
+    """Refuse without auth (TunnelRefused); else a tunnel the app opens once it has started."""
     if not auth_on:
         raise TunnelRefused(REFUSAL)
     if settings.ngrok_authtoken:
         register_secrets([settings.ngrok_authtoken.get_secret_value()])
     # pyngrok logs every agent line at INFO (the command line with the token among them): keep it quiet.
     logging.getLogger("pyngrok").setLevel(logging.WARNING)
-    tunnel = Tunnel(settings)
-    app.state.tunnel = tunnel
-
-    async def start(_: FastAPI) -> None:
-        tunnel.start()
-
-    async def stop(_: FastAPI) -> None:
-        await tunnel.close()
-
-    app.state.startup_hooks.append(start)
-    app.state.shutdown_hooks.append(stop)
-    return tunnel
+    return Tunnel(settings)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from app.providers.local import packaged_model_path
+from app.providers.llama_cpp import packaged_model_path
 from tests.servers import SlipwayServer
 
 PROMPT = [

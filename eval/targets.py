@@ -60,7 +60,7 @@ class InProcessTarget:
             self.chain = get_chain(chain, self.chat_model)
 
     async def answer(self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None) -> Answer:
-        from app.protocol import ChatMessage
+        from app.protocol.openai import ChatMessage
         from app.services.completions import to_langchain
 
         start = time.perf_counter()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.responses import JSONResponse
-from app.core.errors import APIError, InvalidRequest, PayloadTooLarge
+from app.core.errors import APIError, BodyTooLarge, InvalidRequest, PayloadTooLarge, error_body
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,6 @@ _HTTP_TYPES = {
     413: ("invalid_request_error", "request_too_large"),
     429: ("rate_limit_error", "rate_limit_exceeded"),
 }
-
-
-def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, object]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def api_error_response(exc: APIError) -> JSONResponse:
@@ -67,46 +63,49 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     )
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return api_error_response(exc)
+async def on_api_error(_: Request, exc: APIError) -> JSONResponse:
+    return api_error_response(exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        error = validation_error(exc)
-        content_type = request.headers.get("content-type", "")
-        if error.message == "The request body must be a JSON object" and "json" not in content_type:
-            # FastAPI reads a body as JSON only when it is labelled so: say that, not "not an object".
-            error = InvalidRequest(
-                "The request body must be JSON sent with `Content-Type: application/json` "
-                f"(this request's content type: {content_type[:100] or 'none'}).",
-                code="invalid_content_type",
-            )
-        return api_error_response(error)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        from app.api.middleware import BodyTooLarge
-
-        if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps body-read errors in a 400
-            return api_error_response(PayloadTooLarge("Request body too large."))
-        type_, code = _HTTP_TYPES.get(exc.status_code, ("server_error", None))
-        message = exc.detail if isinstance(exc.detail, str) else "error"
-        if exc.status_code == 404 and message == "Not Found":
-            message = "Unknown route. See /docs for the API."
-        if exc.status_code == 405:
-            message = "Method not allowed for this route. See /docs for the API."
-        return JSONResponse(
-            error_body(message, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    error = validation_error(exc)
+    content_type = request.headers.get("content-type", "")
+    if error.message == "The request body must be a JSON object" and "json" not in content_type:
+        # FastAPI reads a body as JSON only when it is labelled so: say that, not "not an object".
+        error = InvalidRequest(
+            "The request body must be JSON sent with `Content-Type: application/json` "
+            f"(this request's content type: {content_type[:100] or 'none'}).",
+            code="invalid_content_type",
         )
+    return api_error_response(error)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(
-            error_body(
-                "The server had an error while processing your request.", "server_error", None, "internal_error"
-            ),
-            status_code=500,
-        )
+
+async def on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps body-read errors in a 400
+        return api_error_response(PayloadTooLarge("Request body too large."))
+    type_, code = _HTTP_TYPES.get(exc.status_code, ("server_error", None))
+    message = exc.detail if isinstance(exc.detail, str) else "error"
+    if exc.status_code == 404 and message == "Not Found":
+        message = "Unknown route. See /docs for the API."
+    if exc.status_code == 405:
+        message = "Method not allowed for this route. See /docs for the API."
+    return JSONResponse(
+        error_body(message, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def on_unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return JSONResponse(
+        error_body("The server had an error while processing your request.", "server_error", None, "internal_error"),
+        status_code=500,
+    )
+
+
+#: For `FastAPI(exception_handlers=...)`.
+EXCEPTION_HANDLERS = {
+    APIError: on_api_error,
+    RequestValidationError: on_validation_error,
+    StarletteHTTPException: on_http_error,
+    Exception: on_unexpected_error,
+}

@@ -58,4 +58,6 @@ def same_hash(a: str, b: str) -> bool:
 def static_identity(key: str, rpm: int | None, tpm: int | None) -> Identity:
     """A key from SLIPWAY_API_KEYS: named by a stable digest fragment, the same on every replica."""
     digest = hash_key(key)
-    return Identity(name=f"{STATIC_PREFIX}{digest[:8]}", key_id=f"static:{digest[:8]}", rpm=rpm, tpm=tpm, source="static")
+    return Identity(
+        name=f"{STATIC_PREFIX}{digest[:8]}", key_id=f"static:{digest[:8]}", rpm=rpm, tpm=tpm, source="static"
+    )

@@ -11,6 +11,9 @@ class APIError(Exception):
     status_code: int = 500
     type: str = "server_error"
     code: str | None = None
+    #: A failure of the model, not of the request (unreachable, timed out, overloaded upstream):
+    #: `generate()` may retry it and fall back to the entry's fallbacks, before the first token only.
+    retryable: bool = False
 
     def __init__(
         self,
@@ -35,6 +38,11 @@ class APIError(Exception):
         from app.core.logging import scrub
 
         return {"error": {"message": scrub(self.message), "type": self.type, "param": self.param, "code": self.code}}
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, object]:
+    """OpenAI's error object, for answers built without an APIError (middleware, framework errors)."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 class InvalidRequest(APIError):
@@ -105,3 +113,7 @@ class GenerationError(APIError):
     status_code = 500
     type = "server_error"
     code = "generation_failed"
+
+
+class BodyTooLarge(Exception):
+    """A request body passed the limit while being read (`app.middleware.body_limit`)."""

@@ -6,30 +6,28 @@ traceback: `load_models_file` raises `ModelsFileError` with exactly that text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-ProviderName = Literal["local", "ollama", "gemini", "openai"]
-
-DEFAULT_MODELS: dict[str, str] = {
-    "ollama": "llama3.1:8b",
-    "gemini": "gemini-3.8-flash",
-}
+from app.core.sampling import Sampling
 
 
-class GenerationParams(BaseModel):
+class ProviderCatalog(Protocol):
+    """What the file is checked against: the providers the service has (`app.providers.registry`),
+    so the providers' names, default models and rules live with the providers, not here."""
+
+    def names(self) -> list[str]: ...
+
+    def resolve(self, spec: ModelSpec) -> None:
+        """Check the entry against its provider's rules (ValueError) and fill in its defaults."""
+
+
+class GenerationParams(Sampling):
     """Defaults a model entry applies when the request leaves them out."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = None
-    stop: list[str] | None = None
 
 
 class ModelSpec(BaseModel):
@@ -38,7 +36,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, description="What a client sends as `model`.")
-    provider: ProviderName = "local"
+    provider: str = "local"
     model: str | None = Field(default=None, description="The provider's own model id.")
     path: Path | None = Field(default=None, description="local only: a GGUF file; null = the packaged model.")
     base_url: str | None = None
@@ -59,20 +57,33 @@ class ModelSpec(BaseModel):
     max_messages: int | None = Field(default=1000, ge=1)
     max_prompt_chars: int | None = Field(default=None, ge=1)
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str, info: ValidationInfo) -> str:
+        catalog = _catalog(info)
+        if catalog is not None and value not in catalog.names():
+            names = catalog.names()
+            raise ValueError(f"Input should be {', '.join(repr(n) for n in names[:-1])} or {names[-1]!r}")
+        return value
+
     @model_validator(mode="after")
-    def _check_provider_fields(self) -> ModelSpec:
-        if self.path is not None and self.provider != "local":
-            raise ValueError("`path` is only for provider local")
-        if self.provider == "openai" and not self.base_url:
-            raise ValueError("provider openai needs `base_url` (e.g. http://vllm:8000/v1)")
+    def _check_entry(self, info: ValidationInfo) -> ModelSpec:
         if self.name in self.fallbacks:
             raise ValueError("a model cannot be its own fallback")
+        catalog = _catalog(info)
+        if catalog is not None:
+            catalog.resolve(self)
         return self
 
     @property
     def upstream_model(self) -> str:
-        """The id sent to the provider."""
-        return self.model or DEFAULT_MODELS.get(self.provider, self.name)
+        """The id sent to the provider (its default model is filled in when the file is loaded)."""
+        return self.model or self.name
+
+
+def _catalog(info: ValidationInfo) -> ProviderCatalog | None:
+    context = info.context
+    return context.get("providers") if isinstance(context, Mapping) else None
 
 
 class ModelsFile(BaseModel):
@@ -152,8 +163,9 @@ def _did_you_mean(item: Any, loc: list[Any]) -> str:
             model = GenerationParams if "params" in inside[1:-1] else ModelSpec
         choices = list(model.model_fields)
         word = str(inside[-1]) if inside else ""
-    elif item["type"] == "literal_error" and isinstance(item.get("input"), str):
-        choices = [c.strip(" '") for c in str(item.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")]
+    elif item["msg"].startswith("Value error, Input should be ") and isinstance(item.get("input"), str):
+        expected = item["msg"].removeprefix("Value error, Input should be ")
+        choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",")]
         word = item["input"]
     else:
         return ""
@@ -161,10 +173,11 @@ def _did_you_mean(item: Any, loc: list[Any]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load_models_file(path: Path | None) -> ModelsFile:
-    """Read and validate the models file; `None` gives the packaged default."""
+def load_models_file(path: Path | None, providers: ProviderCatalog) -> ModelsFile:
+    """Read and validate the models file against the service's providers; `None` gives the packaged
+    default."""
     if path is None:
-        return default_models_file()
+        return ModelsFile.model_validate(default_models_file().model_dump(), context={"providers": providers})
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -178,6 +191,6 @@ def load_models_file(path: Path | None) -> ModelsFile:
     if not isinstance(raw, dict):
         raise ModelsFileError(f"models file {path}: expected a mapping with `models:`, got {type(raw).__name__}")
     try:
-        return ModelsFile.model_validate(raw)
+        return ModelsFile.model_validate(raw, context={"providers": providers})
     except ValidationError as exc:
         raise ModelsFileError(f"models file {path} is invalid:\n{_describe(exc, raw)}") from None

@@ -7,13 +7,19 @@ set only for served models), `code` is one of the service's error codes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.providers.registry import ModelRegistry
+
+class Queues(Protocol):
+    """Where the queue gauges come from (the model registry): (model, waiting, active, depth) each."""
+
+    def queues(self) -> Iterable[tuple[str, int, int, int]]: ...
+
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
@@ -27,24 +33,24 @@ disable_created_metrics()
 class QueueCollector(Collector):
     """Queue depth read from the models' slots at scrape time: nothing is counted on the hot path."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
-        self.registry = registry
+    def __init__(self, source: Queues) -> None:
+        self.source = source
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         waiting = GaugeMetricFamily("slipway_queue_waiting", "Requests waiting for a model slot.", labels=["model"])
         active = GaugeMetricFamily("slipway_queue_active", "Generations running on a model.", labels=["model"])
         limit = GaugeMetricFamily("slipway_queue_depth_limit", "Queue depth allowed per model.", labels=["model"])
-        for handle in self.registry.handles.values():
-            waiting.add_metric([handle.name], handle.slots.waiting)
-            active.add_metric([handle.name], handle.slots.active)
-            limit.add_metric([handle.name], handle.slots.depth)
+        for name, waiting_now, active_now, depth in self.source.queues():
+            waiting.add_metric([name], waiting_now)
+            active.add_metric([name], active_now)
+            limit.add_metric([name], depth)
         yield waiting
         yield active
         yield limit
 
 
 class Metrics:
-    def __init__(self, models: ModelRegistry | None = None) -> None:
+    def __init__(self, models: Queues | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(

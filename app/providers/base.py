@@ -1,20 +1,27 @@
-"""What a provider is: a function that builds a LangChain chat model from a models-file entry.
+"""What a provider is: one class that turns a models-file entry into a LangChain chat model and a
+stream of pieces, and says what it knows about its models (default id, context window, owner).
 
-Providers join through `register(name)` (built-ins too, the way `llm` plugins register models), so a
-chain never knows which provider it runs on, and adding one touches no other module.
+A chain never knows which provider it runs on: it gets the LangChain chat model. `generate()` never
+knows either: it reads `Piece`s from the entry's `Stream`, whatever the wire underneath (a LangChain
+chat model by default; a provider may stream its upstream directly, as `openai` does).
+Adding a provider is one new module with a `Provider` subclass and one line in `registry.PROVIDERS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 
 from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable
 from app.core.models_file import ModelSpec
+
+#: Context window assumed for a remote model whose entry sets none (a common floor for today's models).
+DEFAULT_REMOTE_WINDOW = 8192
 
 
 @dataclass(slots=True)
@@ -34,35 +41,84 @@ class ProviderNotConfigured(ServiceUnavailable):
     code = "provider_not_configured"
 
 
-@dataclass(frozen=True)
+class Stream(Protocol):
+    """How `generate()` reads a model: pieces for the generic parameters (temperature, top_p,
+    max_tokens, stop, seed), and `aclose()` for what the stream pools (connections)."""
+
+    def stream(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> AsyncIterator[Piece]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChatModelStream:
+    """The default `Stream`: the LangChain chat model's own `astream`, parameters renamed by the
+    provider (`Provider.call_kwargs`)."""
+
+    def __init__(self, provider: Provider, chat_model: BaseChatModel) -> None:
+        self.provider = provider
+        self.chat_model = chat_model
+
+    async def stream(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> AsyncIterator[Piece]:
+        chunks = self.chat_model.astream(list(messages), **self.provider.call_kwargs(params))
+        try:
+            async for chunk in chunks:
+                usage = chunk.usage_metadata or {}
+                metadata = chunk.response_metadata or {}
+                yield Piece(
+                    text=chunk.content if isinstance(chunk.content, str) else chunk.text,
+                    finish_reason=metadata.get("finish_reason") or metadata.get("done_reason"),
+                    prompt_tokens=usage.get("input_tokens"),
+                    completion_tokens=usage.get("output_tokens"),
+                )
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator underneath
+
+    async def aclose(self) -> None:
+        return None
+
+
 class Provider:
-    name: str
-    build: Callable[[ModelSpec, Settings], BaseChatModel]
-    #: Turns a provider library's exception into an APIError (503/504/429...), or None if unknown.
-    classify: Callable[[BaseException, ModelSpec, Settings], APIError | None] | None = None
+    """Subclass per provider; the class attributes describe its models to the rest of the service."""
+
+    #: The models file's `provider:` value.
+    name: ClassVar[str]
+    #: `owned_by` in /v1/models.
+    owned_by: ClassVar[str]
+    #: The upstream model id when an entry names none (None: the entry's name).
+    default_model: ClassVar[str | None] = None
+    #: The context window when an entry sets none.
+    context_window: ClassVar[int] = DEFAULT_REMOTE_WINDOW
     #: True when the model runs in this process and must load before the service is ready.
-    in_process: bool = False
-    #: Maps generic request params (temperature, top_p, max_tokens, stop, seed) to the chat model's
-    #: call kwargs; identity by default (LangChain's own names).
-    call_kwargs: Callable[[dict[str, object]], dict[str, object]] | None = None
-    #: Optional direct streaming client for the API hot path (see `app.providers.openai_wire`):
-    #: built per entry, it has `stream(messages, call_kwargs)` yielding pieces and `aclose()`.
-    wire: Callable[[ModelSpec, Settings], Any] | None = None
+    in_process: ClassVar[bool] = False
+    #: Generations at once when an entry sets no `concurrency`.
+    concurrency: ClassVar[int] = 64
+    #: Generic request parameter -> the chat model's call keyword (None: LangChain's own names).
+    param_names: ClassVar[dict[str, str] | None] = None
 
+    def check(self, spec: ModelSpec) -> None:
+        """Refuse an entry this provider cannot serve (ValueError, shown with the entry's name)."""
+        if spec.path is not None:
+            raise ValueError("`path` is only for provider local")
 
-PROVIDERS: dict[str, Provider] = {}
+    def upstream_model(self, spec: ModelSpec) -> str:
+        return spec.model or self.default_model or spec.name
 
+    def window(self, spec: ModelSpec) -> int:
+        return spec.context_window or self.context_window
 
-def register(provider: Provider) -> Provider:
-    PROVIDERS[provider.name] = provider
-    return provider
+    def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+        """The LangChain chat model (cheap: no weights loaded, no connection made)."""
+        raise NotImplementedError
 
+    def stream(self, spec: ModelSpec, settings: Settings, chat_model: BaseChatModel) -> Stream:
+        """How `generate()` streams this entry; the chat model's `astream` unless overridden."""
+        return ChatModelStream(self, chat_model)
 
-def get_provider(name: str) -> Provider:
-    # Built-ins register on import; import lazily so `app.providers.base` stays light.
-    from app.providers import builtin  # noqa: F401
+    def call_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.param_names is None:
+            return params
+        return {self.param_names[k]: v for k, v in params.items() if k in self.param_names and v is not None}
 
-    try:
-        return PROVIDERS[name]
-    except KeyError:
-        raise ServiceUnavailable(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}") from None
+    def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
+        """A provider library's exception as an APIError (503/504/429...), or None if unknown."""
+        return None

@@ -28,7 +28,6 @@ from app.core.errors import APIError, GenerationError, RateLimited, ServiceUnava
 from app.core.logging import scrub
 from app.core.models_file import ModelSpec
 
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 DETAIL_MAX_CHARS = 300
 
 
@@ -73,7 +72,7 @@ def short_detail(text: object) -> str | None:
 
 
 def _retryable(err: APIError) -> APIError:
-    err.retryable = True  # type: ignore[attr-defined]
+    err.retryable = True
     return err
 
 
@@ -168,4 +167,4 @@ def generic_classify(
 
 
 def is_retryable(err: APIError) -> bool:
-    return bool(getattr(err, "retryable", False))
+    return err.retryable

@@ -1,4 +1,4 @@
-"""Registers `gemini`: Google's Gemini models through `langchain-google-genai`.
+"""`gemini`: Google's Gemini models through `langchain-google-genai`.
 
 The key comes from the variable the entry names (`api_key_env`, default GOOGLE_API_KEY) through
 `Settings.env_secret`; without it the model is listed as not configured and requests get a 503 naming
@@ -8,8 +8,6 @@ policy; a prompt Gemini blocks finishes with `content_filter` like a blocked ans
 
 from __future__ import annotations
 
-from typing import Any
-
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
@@ -17,27 +15,38 @@ from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable
 from app.core.logging import register_secrets
 from app.core.models_file import ModelSpec
-from app.providers.base import Provider, ProviderNotConfigured, register
+from app.providers.base import Provider, ProviderNotConfigured
 from app.providers.failures import generic_classify, host_of, short_detail, status_of
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
 DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
-
-#: Generic request parameter -> ChatGoogleGenerativeAI call keyword (`stop` is LangChain's own).
-PARAM_NAMES = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_tokens": "max_output_tokens",
-    "seed": "seed",
-    "stop": "stop",
-}
 
 
 def key_env(spec: ModelSpec) -> str:
     return spec.api_key_env or DEFAULT_KEY_ENV
 
 
-def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
+class GeminiProvider(Provider):
+    name = "gemini"
+    owned_by = "google"
+    default_model = "gemini-3.8-flash"
+    #: Generic request parameter -> ChatGoogleGenerativeAI call keyword (`stop` is LangChain's own).
+    param_names = {
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_tokens": "max_output_tokens",
+        "seed": "seed",
+        "stop": "stop",
+    }
+
+    def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+        return _chat_model(self.upstream_model(spec), spec, settings)
+
+    def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
+        return _classify(exc, spec)
+
+
+def _chat_model(model: str, spec: ModelSpec, settings: Settings) -> BaseChatModel:
     variable = key_env(spec)
     key = settings.env_secret(variable)
     if not key:
@@ -46,11 +55,11 @@ def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
             "(or name another one with `api_key_env` in the models file)"
         )
     register_secrets([key])
-    from app.providers.gemini_model import SlipwayGemini  # the SDK is heavy: imported when a model needs it
+    from app.providers.gemini_chat import SlipwayGemini  # the SDK is heavy: imported when a model needs it
 
     p = spec.params
     return SlipwayGemini(
-        model=spec.upstream_model,
+        model=model,
         google_api_key=SecretStr(key),
         vertexai=False,
         base_url=spec.base_url,
@@ -64,11 +73,7 @@ def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     )
 
 
-def call_kwargs(params: dict[str, object]) -> dict[str, Any]:
-    return {PARAM_NAMES[k]: v for k, v in params.items() if k in PARAM_NAMES and v is not None}
-
-
-def classify(exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
+def _classify(exc: BaseException, spec: ModelSpec) -> APIError | None:
     url = spec.base_url or DEFAULT_ENDPOINT
     detail = short_detail(_upstream_message(exc))
     status = status_of(exc)
@@ -90,6 +95,3 @@ def _upstream_message(exc: BaseException) -> str | None:
             return item.message
         item = item.__cause__
     return None
-
-
-register(Provider(name="gemini", build=build, classify=classify, call_kwargs=call_kwargs))

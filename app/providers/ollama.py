@@ -1,4 +1,4 @@
-"""Registers `ollama`: models served by an Ollama server (Llama 3.1 by default) via `langchain-ollama`.
+"""`ollama`: models served by an Ollama server (Llama 3.1 8B by default) via `langchain-ollama`.
 
 The host is the entry's `base_url`, else OLLAMA_HOST, else Ollama's own default. No connection is made
 at build time (`validate_model_on_init` stays off) so a dead Ollama never blocks start-up; failures
@@ -6,8 +6,8 @@ are explained per request instead, a missing model with the `ollama pull` comman
 
 The context window is sent as `num_ctx` on every request: Ollama's own default (2,048 or 4,096 tokens
 by version) silently drops the start of a longer prompt, while the conversation service fits history
-to the entry's `context_window` (8,192 when unset). Per-call `options` replace the model's options
-wholesale in langchain-ollama, so `num_ctx` is merged into them here.
+to the entry's window (`Provider.window`). Per-call `options` replace the model's options wholesale
+in langchain-ollama, so `num_ctx` is merged into them (`app.providers.ollama_chat`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable
 from app.core.models_file import ModelSpec
-from app.providers.base import Provider, register
+from app.providers.base import Provider
 from app.providers.failures import generic_classify, host_of, short_detail
 
 DEFAULT_HOST = "http://localhost:11434"
@@ -39,58 +39,45 @@ def host(spec: ModelSpec, settings: Settings) -> str:
     return spec.base_url or settings.ollama_host or DEFAULT_HOST
 
 
-def context_window(spec: ModelSpec) -> int:
-    from app.services.history import DEFAULT_REMOTE_WINDOW
+class OllamaProvider(Provider):
+    name = "ollama"
+    owned_by = "ollama"
+    default_model = "llama3.1:8b"
 
-    return spec.context_window or DEFAULT_REMOTE_WINDOW
+    def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+        from app.providers.ollama_chat import SlipwayChatOllama  # langchain-ollama: imported when needed
 
+        p = spec.params
+        timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
+        return SlipwayChatOllama(
+            model=self.upstream_model(spec),
+            num_ctx=self.window(spec),
+            base_url=host(spec, settings),
+            temperature=p.temperature,
+            top_p=p.top_p,
+            num_predict=p.max_tokens,
+            seed=p.seed,
+            stop=p.stop,
+            client_kwargs={"timeout": timeout},
+        )
 
-def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
-    from langchain_ollama import ChatOllama
+    def call_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Ollama takes sampling parameters as `options`; passing them all there overrides the defaults."""
+        options = {OPTION_NAMES[k]: v for k, v in params.items() if k in OPTION_NAMES and v is not None}
+        return {"options": options} if options else {}
 
-    class SlipwayChatOllama(ChatOllama):
-        """ChatOllama whose `num_ctx` survives per-call `options` (which otherwise replace it)."""
+    def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
+        from ollama import ResponseError
 
-        def _chat_params(self, messages: list[Any], stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
-            if self.num_ctx is not None and kwargs.get("options") is not None:
-                kwargs["options"] = {"num_ctx": self.num_ctx, **kwargs["options"]}
-            return super()._chat_params(messages, stop, **kwargs)
-
-    p = spec.params
-    timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
-    return SlipwayChatOllama(
-        model=spec.upstream_model,
-        num_ctx=context_window(spec),
-        base_url=host(spec, settings),
-        temperature=p.temperature,
-        top_p=p.top_p,
-        num_predict=p.max_tokens,
-        seed=p.seed,
-        stop=p.stop,
-        client_kwargs={"timeout": timeout},
-    )
-
-
-def call_kwargs(params: dict[str, object]) -> dict[str, Any]:
-    """Ollama takes sampling parameters as `options`; passing them all there overrides the defaults."""
-    options = {OPTION_NAMES[k]: v for k, v in params.items() if k in OPTION_NAMES and v is not None}
-    return {"options": options} if options else {}
-
-
-def classify(exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
-    from ollama import ResponseError
-
-    url = host(spec, settings)
-    detail = None
-    if isinstance(exc, ResponseError):
-        detail = str(exc.error)
-        if exc.status_code == 404 or ("model" in detail and "not found" in detail):
-            return ServiceUnavailable(
-                f"model {spec.name!r}: Ollama at {host_of(url)} does not have the model {spec.upstream_model!r}; "
-                f"pull it there with `ollama pull {spec.upstream_model}`",
-                code="model_not_pulled",
-            )
-    return generic_classify(exc, spec, url, detail=short_detail(detail), url_hint="`base_url` (or OLLAMA_HOST)")
-
-
-register(Provider(name="ollama", build=build, classify=classify, call_kwargs=call_kwargs))
+        url = host(spec, settings)
+        detail = None
+        if isinstance(exc, ResponseError):
+            detail = str(exc.error)
+            if exc.status_code == 404 or ("model" in detail and "not found" in detail):
+                model = self.upstream_model(spec)
+                return ServiceUnavailable(
+                    f"model {spec.name!r}: Ollama at {host_of(url)} does not have the model {model!r}; "
+                    f"pull it there with `ollama pull {model}`",
+                    code="model_not_pulled",
+                )
+        return generic_classify(exc, spec, url, detail=short_detail(detail), url_hint="`base_url` (or OLLAMA_HOST)")

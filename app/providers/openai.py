@@ -1,16 +1,14 @@
-"""Registers `openai`: any OpenAI-compatible upstream (vLLM, llama.cpp server, LiteLLM, Azure OpenAI)
+"""`openai`: any OpenAI-compatible upstream (vLLM, llama.cpp server, LiteLLM, Azure OpenAI)
 through `langchain-openai`, addressed by the entry's `base_url` and keyed by its `api_key_env`.
 
 This is how a deployment moves model serving onto its own machines without changing its clients.
 The client's own retries are off (`max_retries=0`): `generation.generate` owns the retry policy.
 Streams ask for usage (`stream_options.include_usage`), which vLLM and llama.cpp's server honour.
-Chains use the LangChain model; the API's generations go through `wire`, the same request without
+Chains use the LangChain model; the API's generations stream through `OpenAIWire`, the same request without
 the SDK's per-chunk cost (`app.providers.openai_wire`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import httpx
 from langchain_core.language_models import BaseChatModel
@@ -20,22 +18,13 @@ from app.core.config import Settings
 from app.core.errors import APIError
 from app.core.logging import register_secrets
 from app.core.models_file import ModelSpec
-from app.providers.base import Provider, ProviderNotConfigured, register
+from app.providers.base import Provider, ProviderNotConfigured, Stream
 from app.providers.failures import generic_classify, short_detail
 from app.providers.openai_wire import OpenAIWire, UpstreamHTTPError
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: Self-hosted servers often run without keys; the client library still insists on one.
 NO_KEY = "not-needed"
-
-#: Generic request parameter -> ChatOpenAI call keyword (sent as `max_completion_tokens`).
-PARAM_NAMES = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_tokens": "max_tokens",
-    "seed": "seed",
-    "stop": "stop",
-}
 
 
 def api_key(spec: ModelSpec, settings: Settings) -> str:
@@ -51,52 +40,63 @@ def api_key(spec: ModelSpec, settings: Settings) -> str:
     return settings.env_secret(DEFAULT_KEY_ENV) or NO_KEY
 
 
-def build(spec: ModelSpec, settings: Settings) -> BaseChatModel:
-    from langchain_openai import ChatOpenAI
+class OpenAIProvider(Provider):
+    name = "openai"
+    owned_by = "openai-compatible"
+    #: Generic request parameter -> ChatOpenAI call keyword (sent as `max_completion_tokens`).
+    param_names = {
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_tokens": "max_tokens",
+        "seed": "seed",
+        "stop": "stop",
+    }
 
-    key = api_key(spec, settings)
-    if key != NO_KEY:
-        register_secrets([key])
-    p = spec.params
-    return ChatOpenAI(
-        model=spec.upstream_model,
-        base_url=spec.base_url,
-        api_key=SecretStr(key),
-        max_retries=0,
-        timeout=httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s),
-        stream_usage=True,
-        temperature=p.temperature,
-        top_p=p.top_p,
-        max_tokens=p.max_tokens,
-        seed=p.seed,
-        stop=p.stop,
-    )
+    def check(self, spec: ModelSpec) -> None:
+        super().check(spec)
+        if not spec.base_url:
+            raise ValueError("provider openai needs `base_url` (e.g. http://vllm:8000/v1)")
 
+    def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+        from langchain_openai import ChatOpenAI
 
-def wire(spec: ModelSpec, settings: Settings) -> OpenAIWire:
-    """The direct streaming client the API routes use (`openai_wire`: no SDK on the hot path)."""
-    key = api_key(spec, settings)
-    return OpenAIWire(spec, settings, None if key == NO_KEY else key)
+        key = api_key(spec, settings)
+        if key != NO_KEY:
+            register_secrets([key])
+        p = spec.params
+        return ChatOpenAI(
+            model=self.upstream_model(spec),
+            base_url=spec.base_url,
+            api_key=SecretStr(key),
+            max_retries=0,
+            timeout=httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s),
+            stream_usage=True,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            max_tokens=p.max_tokens,
+            seed=p.seed,
+            stop=p.stop,
+        )
 
+    def stream(self, spec: ModelSpec, settings: Settings, chat_model: BaseChatModel) -> Stream:
+        """The direct streaming client (`openai_wire`: the same request, no SDK on the hot path)."""
+        key = api_key(spec, settings)
+        return OpenAIWire(spec, self.upstream_model(spec), settings, None if key == NO_KEY else key)
 
-def call_kwargs(params: dict[str, object]) -> dict[str, Any]:
-    return {PARAM_NAMES[k]: v for k, v in params.items() if k in PARAM_NAMES and v is not None}
+    def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
+        import openai
 
-
-def classify(exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
-    import openai
-
-    detail = None
-    item: BaseException | None = exc
-    while item is not None:
-        if isinstance(item, openai.APIStatusError):
-            detail = _message(item.body) or item.message
-            break
-        if isinstance(item, UpstreamHTTPError):
-            detail = item.message
-            break
-        item = item.__cause__
-    return generic_classify(exc, spec, spec.base_url, detail=short_detail(detail))
+        detail = None
+        item: BaseException | None = exc
+        while item is not None:
+            if isinstance(item, openai.APIStatusError):
+                detail = _message(item.body) or item.message
+                break
+            if isinstance(item, UpstreamHTTPError):
+                detail = item.message
+                break
+            item = item.__cause__
+        return generic_classify(exc, spec, spec.base_url, detail=short_detail(detail))
 
 
 def _message(body: object) -> str | None:
@@ -107,6 +107,3 @@ def _message(body: object) -> str | None:
         if isinstance(error, str):
             return error
     return None
-
-
-register(Provider(name="openai", build=build, classify=classify, call_kwargs=call_kwargs, wire=wire))

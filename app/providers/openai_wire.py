@@ -62,15 +62,21 @@ def _error_message(raw: bytes) -> str | None:
 
 
 class OpenAIWire:
-    def __init__(self, spec: ModelSpec, settings: Settings, api_key: str | None) -> None:
+    def __init__(self, spec: ModelSpec, model: str, settings: Settings, api_key: str | None) -> None:
         assert spec.base_url is not None
         self.url = spec.base_url.rstrip("/") + "/chat/completions"
-        self.model = spec.upstream_model
+        self.model = model
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         p = spec.params
-        defaults = {"temperature": p.temperature, "top_p": p.top_p, "max_tokens": p.max_tokens, "seed": p.seed, "stop": p.stop}
+        defaults = {
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "seed": p.seed,
+            "stop": p.stop,
+        }
         self.defaults = {WIRE_NAMES[k]: v for k, v in defaults.items() if v is not None}
         timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=(spec.concurrency or 64))

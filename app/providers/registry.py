@@ -1,18 +1,24 @@
-"""The models a service serves: built from the models file, each with its chat model and queue."""
+"""The providers the service has (one line each) and the models it serves: built from the models
+file, each entry with its provider, chat model, stream and queue."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import time
+from dataclasses import dataclass
+from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
 from app.core.config import Settings, get_settings
-from app.core.errors import APIError, ModelNotFound
+from app.core.errors import APIError, ModelNotFound, ServiceUnavailable
 from app.core.models_file import ModelsFile, ModelSpec
-from app.providers.base import Provider, get_provider
+from app.providers.base import Provider, Stream
+from app.providers.gemini import GeminiProvider
+from app.providers.local import LocalProvider
+from app.providers.ollama import OllamaProvider
+from app.providers.openai import OpenAIProvider
 from app.providers.slots import Slots
 
 log = logging.getLogger(__name__)
@@ -20,12 +26,39 @@ log = logging.getLogger(__name__)
 State = Literal["loading", "ready", "unavailable", "not_configured"]
 
 
+class Providers:
+    """The provider catalog: the models file is checked against it (`ProviderCatalog`)."""
+
+    def __init__(self, *providers: Provider) -> None:
+        self.by_name = {p.name: p for p in providers}
+
+    def names(self) -> list[str]:
+        return list(self.by_name)
+
+    def get(self, name: str) -> Provider:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise ServiceUnavailable(f"unknown provider {name!r}; known: {', '.join(self.by_name)}") from None
+
+    def resolve(self, spec: ModelSpec) -> None:
+        provider = self.get(spec.provider)
+        provider.check(spec)
+        if spec.model is None and provider.default_model:
+            spec.model = provider.default_model
+
+
+#: Every provider Slipway has. Adding one: a module with a `Provider` subclass, and one entry here.
+PROVIDERS = Providers(LocalProvider(), OllamaProvider(), GeminiProvider(), OpenAIProvider())
+
+
 def build_chat_model(spec: ModelSpec, settings: Settings | None = None) -> BaseChatModel:
     """Build the LangChain chat model for an entry, the same one the service serves.
 
     Notebooks and the evaluation harness call this, so a prototype runs on the served code.
     """
-    return get_provider(spec.provider).build(spec, settings or get_settings())
+    PROVIDERS.resolve(spec)
+    return PROVIDERS.get(spec.provider).chat_model(spec, settings or get_settings())
 
 
 @dataclass
@@ -34,16 +67,20 @@ class ModelHandle:
     provider: Provider
     slots: Slots
     chat_model: BaseChatModel | None = None
+    #: How `generate()` reads this model (`Provider.stream`), once built.
+    stream: Stream | None = None
     state: State = "loading"
     detail: str | None = None
     created: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
-    #: The provider's direct streaming client, when it has one (`Provider.wire`).
-    wire: Any = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def window(self) -> int:
+        """The context window (the entry's, else the provider's default)."""
+        return self.provider.window(self.spec)
 
     def status(self) -> dict[str, object]:
         out: dict[str, object] = {"state": self.state, "provider": self.spec.provider}
@@ -54,16 +91,15 @@ class ModelHandle:
 
 
 class ModelRegistry:
-    def __init__(self, models_file: ModelsFile, settings: Settings) -> None:
-        import time
-
+    def __init__(self, models_file: ModelsFile, settings: Settings, providers: Providers = PROVIDERS) -> None:
         self.settings = settings
         self.default_model = models_file.default_model or models_file.models[0].name
         self.handles: dict[str, ModelHandle] = {}
         now = int(time.time())
         for spec in models_file.models:
-            provider = get_provider(spec.provider)
-            concurrency = spec.concurrency or (1 if provider.in_process else 64)
+            providers.resolve(spec)
+            provider = providers.get(spec.provider)
+            concurrency = spec.concurrency or provider.concurrency
             depth = spec.queue_depth if spec.queue_depth is not None else settings.default_queue_depth
             self.handles[spec.name] = ModelHandle(
                 spec=spec,
@@ -86,9 +122,8 @@ class ModelRegistry:
         """Create every chat model object (cheap: no weights are loaded, no connection is made)."""
         for handle in self.handles.values():
             try:
-                handle.chat_model = handle.provider.build(handle.spec, self.settings)
-                if handle.provider.wire is not None:
-                    handle.wire = handle.provider.wire(handle.spec, self.settings)
+                handle.chat_model = handle.provider.chat_model(handle.spec, self.settings)
+                handle.stream = handle.provider.stream(handle.spec, self.settings, handle.chat_model)
                 handle.state = "loading" if handle.provider.in_process else "ready"
                 handle.detail = None
             except APIError as exc:
@@ -98,25 +133,30 @@ class ModelRegistry:
     async def load_local(self) -> None:
         """Load in-process weights off the event loop; readiness waits for this."""
         for handle in self.handles.values():
-            if not handle.provider.in_process or handle.chat_model is None:
+            load = getattr(handle.chat_model, "load", None)
+            if not handle.provider.in_process or load is None:
                 continue
             try:
-                await asyncio.to_thread(handle.chat_model.load)  # type: ignore[attr-defined]
+                await asyncio.to_thread(load)
                 handle.state = "ready"
             except Exception as exc:
                 handle.state = "unavailable"
                 handle.detail = str(exc)
                 log.error("model %s failed to load: %s", handle.name, exc)
 
-    @property
-    def local_ready(self) -> bool:
-        return all(h.state == "ready" for h in self.handles.values() if h.provider.in_process)
+    def queues(self) -> list[tuple[str, int, int, int]]:
+        """(model, waiting, active, depth) per model, for the queue gauges."""
+        return [(h.name, h.slots.waiting, h.slots.active, h.slots.depth) for h in self.handles.values()]
+
+    def busy(self) -> int:
+        """Generations running or waiting, over every model (graceful shutdown logs it)."""
+        return sum(h.slots.active + h.slots.waiting for h in self.handles.values())
 
     async def aclose(self) -> None:
-        """Close the direct streaming clients (their pooled connections) in the loop that used them."""
+        """Close the streams' pooled connections in the loop that used them."""
         for handle in self.handles.values():
-            if handle.wire is not None:
-                await handle.wire.aclose()
+            if handle.stream is not None:
+                await handle.stream.aclose()
 
     def close(self) -> None:
         for handle in self.handles.values():

@@ -14,43 +14,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from app.chains import CHAINS, ChainSpec, UnknownChain, get_chain
 from app.core.errors import APIError, GenerationError, InvalidRequest, NotFound
+from app.protocol.chains import ChainParams
 from app.providers.registry import ModelRegistry
+from app.services.events import StreamStarted
 from app.services.first_event import FirstEvent
-from app.services.generation import GenParams, StreamStarted
+from app.services.generation import Generator
 from app.services.served_model import ServedChatModel
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 32
 MAX_BATCH_CONCURRENCY = 8
-
-
-class ChainParams(BaseModel):
-    """Generation parameters over the model entry's defaults (as in a chat completion)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = None
-    stop: list[str] | None = Field(default=None, max_length=4)
-
-
-class ChainRequest(BaseModel):
-    input: dict[str, Any] = Field(description="The chain's input; see its `input_schema` in GET /v1/chains.")
-    model: str | None = Field(default=None, description="A name from GET /v1/models; default: the first.")
-    params: ChainParams | None = None
-
-
-class ChainBatchRequest(BaseModel):
-    inputs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
-    model: str | None = None
-    params: ChainParams | None = None
 
 
 def chain_spec(name: str) -> ChainSpec:
@@ -66,7 +43,7 @@ def describe(registry: ModelRegistry) -> dict[str, Any]:
     """Every chain with the JSON schemas of its input and output, taken from the runnable itself."""
     data = []
     for spec in CHAINS.values():
-        runnable = spec(ServedChatModel(registry=registry))
+        runnable = spec(ServedChatModel(generator=Generator(registry)))
         data.append(
             {
                 "id": spec.name,
@@ -104,13 +81,10 @@ def check_input(spec: ChainSpec, value: dict[str, Any], where: str) -> dict[str,
 class ChainRun:
     """One HTTP call of a chain: the chain built on the served model, and what the model did."""
 
-    def __init__(self, registry: ModelRegistry, name: str, model: str | None, params: ChainParams | None) -> None:
+    def __init__(self, generator: Generator, name: str, model: str | None, params: ChainParams | None) -> None:
         self.spec = chain_spec(name)
-        self.handle = registry.get(model)  # 404 for an unknown model before any work
-        gen = GenParams(**(params.model_dump() if params else {}))
-        self.served = ServedChatModel(
-            registry=registry, model_name=self.handle.name, params=gen, hooks=getattr(registry, "generation_hooks", {})
-        )
+        self.handle = generator.registry.get(model)  # 404 for an unknown model before any work
+        self.served = ServedChatModel(generator=generator, model_name=self.handle.name, params=params or ChainParams())
         self.runnable = self.spec(self.served)
 
     @property

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from app import protocol
 from app.core.errors import APIError, InvalidRequest, PayloadTooLarge
-from app.protocol import ChatCompletionRequest, ChatMessage
-from app.providers.registry import ModelHandle, ModelRegistry
+from app.core.sampling import Sampling
+from app.protocol import openai as protocol
+from app.protocol.openai import ChatCompletionRequest, ChatMessage
+from app.providers.registry import ModelHandle
+from app.services.events import Delta, Finished, StreamStarted
 from app.services.first_event import FirstEvent
-from app.services.generation import Delta, Finished, GenParams, StreamStarted, collect, generate
+from app.services.generation import Generator, collect
 
 
 def to_langchain(messages: list[ChatMessage], system_prompt: str | None) -> list[BaseMessage]:
@@ -35,13 +38,43 @@ def to_langchain(messages: list[ChatMessage], system_prompt: str | None) -> list
 
 @dataclass
 class Prepared:
+    """A request checked against its model's limits, as the messages and parameters to generate."""
+
+    req: ChatCompletionRequest
     handle: ModelHandle
     messages: list[BaseMessage]
-    params: GenParams
+    params: Sampling
 
 
-def prepare(registry: ModelRegistry, req: ChatCompletionRequest) -> Prepared:
-    handle = registry.get(req.model)
+class Completions:
+    """Chat completions on the service's generator: `prepare` (400s before any work), then
+    `complete` (one JSON body) or `stream` (a `ChatStream`)."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+
+    def prepare(self, req: ChatCompletionRequest) -> Prepared:
+        return prepare(self.generator, req)
+
+    async def complete(self, prepared: Prepared) -> tuple[dict[str, Any], Finished]:
+        events = self.generator.generate(prepared.req.model, prepared.messages, prepared.params)
+        text, finished = await collect(events)
+        body = protocol.completion(
+            protocol.completion_id(),
+            protocol.now(),
+            finished.model,
+            text,
+            _openai_finish(finished.finish_reason),
+            finished.usage.as_dict(),
+        )
+        return body, finished
+
+    def stream(self, prepared: Prepared) -> ChatStream:
+        return ChatStream(self.generator, prepared)
+
+
+def prepare(generator: Generator, req: ChatCompletionRequest) -> Prepared:
+    handle = generator.registry.get(req.model)
     refused = req.unsupported()
     if refused:
         field, why = refused
@@ -60,36 +93,12 @@ def prepare(registry: ModelRegistry, req: ChatCompletionRequest) -> Prepared:
             )
     if spec.max_tokens_cap and req.requested_max_tokens and req.requested_max_tokens > spec.max_tokens_cap:
         raise InvalidRequest(f"max_tokens is at most {spec.max_tokens_cap} for model {spec.name!r}", param="max_tokens")
-    params = GenParams(
-        temperature=req.temperature,
-        top_p=req.top_p,
-        max_tokens=req.requested_max_tokens,
-        stop=req.stop,  # type: ignore[arg-type]  # normalised to a list by the validator
-        seed=req.seed,
-    )
-    return Prepared(handle=handle, messages=to_langchain(req.messages, spec.system_prompt), params=params)
-
-
-async def complete(registry: ModelRegistry, req: ChatCompletionRequest, prepared: Prepared) -> tuple[dict, Finished]:
-    text, finished = await collect(generate(registry, req.model, prepared.messages, prepared.params, **hooks(registry)))
-    body = protocol.completion(
-        protocol.completion_id(),
-        protocol.now(),
-        finished.model,
-        text,
-        _openai_finish(finished.finish_reason),
-        finished.usage.as_dict(),
-    )
-    return body, finished
+    messages = to_langchain(req.messages, spec.system_prompt)
+    return Prepared(req=req, handle=handle, messages=messages, params=req.sampling())
 
 
 def _openai_finish(reason: str) -> str:
     return "stop" if reason == "cancelled" else reason
-
-
-def hooks(registry: ModelRegistry) -> dict[str, object]:
-    """Metrics callbacks for retries and fallbacks, if the app installed any."""
-    return getattr(registry, "generation_hooks", {})
 
 
 def _sse(payload: dict) -> bytes:
@@ -103,9 +112,9 @@ class ChatStream:
     `X-Slipway-Model` header can name the model that really answers, fallbacks included.
     """
 
-    def __init__(self, registry: ModelRegistry, req: ChatCompletionRequest, prepared: Prepared) -> None:
-        self.req = req
-        self.events = generate(registry, req.model, prepared.messages, prepared.params, **hooks(registry))
+    def __init__(self, generator: Generator, prepared: Prepared) -> None:
+        self.req = prepared.req
+        self.events = generator.generate(prepared.req.model, prepared.messages, prepared.params)
         self._events = FirstEvent(self.events)
         self.cid = protocol.completion_id()
         self.created = protocol.now()

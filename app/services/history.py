@@ -30,7 +30,7 @@ from app.providers.registry import ModelHandle
 
 #: Context window assumed for a remote model whose entry sets none (a common floor for today's models).
 DEFAULT_REMOTE_WINDOW = 8192
-#: The local provider's window when the entry sets none (`app.providers.local_provider`).
+#: The local provider's window when the entry sets none (`app.providers.local`).
 DEFAULT_LOCAL_WINDOW = 2048
 #: Room kept for the answer when neither the request, the entry nor a cap sets `max_tokens`.
 DEFAULT_ANSWER_TOKENS = 512

@@ -9,7 +9,7 @@ of that without knowing it, and keeps the chain code identical in a notebook and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -20,8 +20,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field
 
 from app.core.errors import PayloadTooLarge
-from app.providers.registry import ModelRegistry
-from app.services.generation import Delta, GenParams, Usage, generate
+from app.core.sampling import Sampling
+from app.services.events import Delta, Usage
+from app.services.generation import Generator
 
 
 @dataclass
@@ -44,10 +45,9 @@ class ServedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    registry: ModelRegistry
+    generator: Generator
     model_name: str | None = None
-    params: GenParams = Field(default_factory=GenParams)
-    hooks: dict[str, Any] = Field(default_factory=dict)
+    params: Sampling = Field(default_factory=Sampling)
     outcome: Outcome = Field(default_factory=Outcome)
 
     @property
@@ -77,10 +77,10 @@ class ServedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        params = replace(self.params, stop=stop) if stop else self.params
+        params = self.params.model_copy(update={"stop": stop}) if stop else self.params
         self._check_size(messages)
         answered = False
-        async for event in generate(self.registry, self.model_name, messages, params, **self.hooks):
+        async for event in self.generator.generate(self.model_name, messages, params):
             if not answered:
                 answered = True
                 self.outcome.models.append(event.model)
@@ -105,7 +105,7 @@ class ServedChatModel(BaseChatModel):
 
     def _check_size(self, messages: list[BaseMessage]) -> None:
         """The entry's `max_prompt_chars` holds for a chain's prompt as for a chat request's."""
-        spec = self.registry.get(self.model_name).spec
+        spec = self.generator.registry.get(self.model_name).spec
         if spec.max_prompt_chars:
             size = sum(len(m.content if isinstance(m.content, str) else m.text) for m in messages)
             if size > spec.max_prompt_chars:

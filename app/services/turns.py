@@ -22,21 +22,26 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import APIError, GenerationError, ServiceUnavailable
-from app.services.completions import hooks
-from app.services.generation import Delta, Finished, GenParams, StreamStarted, generate
+from app.core.sampling import Sampling
+from app.protocol.frames import delta_frame, done_frame
+from app.protocol.sessions import MessageOut
+from app.providers.registry import ModelHandle, ModelRegistry
+from app.services.events import Delta, Finished, StreamStarted
+from app.services.generation import Generator, params_for
 from app.services.history import budget_for, counter_for, fit_history
-from app.services.sessions import MessageOut, conversation, not_found, to_messages
+from app.services.transcript import conversation, message_out, not_found, to_messages
 from app.storage import repo
-
-if TYPE_CHECKING:
-    from app.services.sessions import SessionService
+from app.storage.locks import SessionLocks
+from app.storage.repo import SessionRow
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,13 @@ class TurnDone:
         return self.message.usage.model_dump() if self.message.usage else None
 
 
+def turn_frame(event: Delta | TurnDone) -> dict[str, Any]:
+    """A turn's event as its stream frame (`app.protocol.frames`), on SSE and the WebSocket alike."""
+    if isinstance(event, Delta):
+        return delta_frame(event.text)
+    return done_frame(event.message, event.user_message_id)
+
+
 class TurnFailed(Exception):
     """Generation failed; the partial answer (possibly empty) is stored as `message_id`."""
 
@@ -68,9 +80,35 @@ class TurnFailed(Exception):
 _END = object()
 
 
+@dataclass
+class _Outcome:
+    """What one generation of a turn came to (`Turn._generate`)."""
+
+    answered_by: str
+    parts: list[str] = field(default_factory=list)
+    finished: Finished | None = None
+    error: APIError | None = None
+    latency_ms: int = 0
+
+
+class TurnHost(Protocol):
+    """What a turn uses of the conversation service that starts it (`sessions.SessionService`)."""
+
+    generator: Generator
+    registry: ModelRegistry
+    locks: SessionLocks
+    turns: set[Turn]
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    def queue_place(self, model: str | None) -> AbstractContextManager[None]: ...
+
+    def system_message(self, session: SessionRow) -> SystemMessage | None: ...
+
+
 class Turn:
     def __init__(
-        self, service: SessionService, *, identity: str, session_id: str, content: str, model: str | None = None
+        self, service: TurnHost, *, identity: str, session_id: str, content: str, model: str | None = None
     ) -> None:
         self.service = service
         self.identity = identity
@@ -157,77 +195,88 @@ class Turn:
             self._queue.put_nowait(_END)
 
     async def _turn(self) -> None:
-        service = self.service
-        async with service.transaction() as conn:
+        """Read and fit the history, store the question, generate, store the answer: in that order."""
+        handle, messages = await self._prompt()
+        user = await self._store(role="user", content=self.content)
+        self.phase = "generating"
+        outcome = await self._generate(handle, messages)
+        self.phase = "storing"
+        answer = await self._store_answer(user.id, outcome)
+        if outcome.error is not None and self._stop_reason is None:
+            raise TurnFailed(outcome.error, answer.id, user.id)
+        self._queue.put_nowait(TurnDone(message_out(answer), user.id))
+
+    async def _prompt(self) -> tuple[ModelHandle, list[BaseMessage]]:
+        """The messages the model sees: system prompt, as much history as fits, the new message (413
+        when even the new message does not fit)."""
+        async with self.service.transaction() as conn:
             session = await repo.get_session(conn, identity=self.identity, session_id=self.session_id)
             if session is None:
                 raise not_found(self.session_id)
             rows = await repo.list_messages(conn, session_id=self.session_id)
-        handle = service.registry.get(session.model)
-        params = GenParams()
-        budget = budget_for(handle, params.for_spec(handle).get("max_tokens"))
+        handle = self.service.registry.get(session.model)
+        self.session_model = session.model
+        budget = budget_for(handle, params_for(handle, Sampling()).get("max_tokens"))
         messages, _ = await fit_history(
-            system=service.system_message(session),
+            system=self.service.system_message(session),
             history=to_messages(conversation(rows)),
             new=HumanMessage(self.content),
             budget=budget,
             count=counter_for(handle),
         )
-        user = await self._store(role="user", content=self.content)
+        return handle, messages
 
-        self.phase = "generating"
-        parts: list[str] = []
-        answered_by = handle.name
+    async def _generate(self, handle: ModelHandle, messages: list[BaseMessage]) -> _Outcome:
+        """Generate in a task of its own (`cancel()` stops it), passing deltas on; never raises, so
+        what was generated is always stored."""
+        outcome = _Outcome(answered_by=handle.name)
         loop = asyncio.get_running_loop()
         started = loop.time()
 
         async def pump() -> Finished | None:
-            nonlocal answered_by
-            events = generate(service.registry, session.model, messages, params, **hooks(service.registry))
+            events = self.service.generator.generate(self.session_model, messages, Sampling())
             async with contextlib.aclosing(events):
                 async for event in events:
-                    answered_by = event.model
+                    outcome.answered_by = event.model
                     if isinstance(event, Finished):
                         return event
-                    parts.append(event.text)
+                    outcome.parts.append(event.text)
                     self._queue.put_nowait(event)
             return None
 
-        finished: Finished | None = None
-        error: APIError | None = None
         if self._stop_reason is None:
             self._gen_task = asyncio.create_task(pump())
             await asyncio.wait({self._gen_task})
             if not self._gen_task.cancelled():
                 try:
-                    finished = self._gen_task.result()
+                    outcome.finished = self._gen_task.result()
                 except StreamStarted as exc:
-                    error = exc.error
+                    outcome.error = exc.error
                 except APIError as exc:
-                    error = exc
+                    outcome.error = exc
                 except Exception as exc:  # never lose the partial answer to an unexpected error
                     log.exception("generation failed")
-                    error = GenerationError(f"generation failed ({type(exc).__name__})")
-        latency_ms = round((loop.time() - started) * 1000)
+                    outcome.error = GenerationError(f"generation failed ({type(exc).__name__})")
+        outcome.latency_ms = round((loop.time() - started) * 1000)
+        return outcome
 
-        self.phase = "storing"
+    async def _store_answer(self, user_id: int, outcome: _Outcome) -> repo.MessageRow:
+        """The answer, complete or (failed, cancelled, shut down) incomplete with the reason."""
+        finished, error = outcome.finished, outcome.error
         complete = finished is not None and self._stop_reason is None
         reason = None if complete else (self._stop_reason or (error.code if error else None) or "failed")
-        answer = await self._store(
+        return await self._store(
             role="assistant",
-            content="".join(parts),
+            content="".join(outcome.parts),
             status="complete" if complete else "incomplete",
-            reply_to=user.id,
-            model=answered_by,
+            reply_to=user_id,
+            model=outcome.answered_by,
             prompt_tokens=finished.usage.prompt_tokens if finished else None,
             completion_tokens=finished.usage.completion_tokens if finished else None,
-            latency_ms=latency_ms,
+            latency_ms=outcome.latency_ms,
             finish_reason=finished.finish_reason if finished else ("cancelled" if self._stop_reason else "error"),
             error=reason,
         )
-        if error is not None and self._stop_reason is None:
-            raise TurnFailed(error, answer.id, user.id)
-        self._queue.put_nowait(TurnDone(MessageOut.of(answer), user.id))
 
     async def _store(self, **values: object) -> repo.MessageRow:
         """One message, one transaction. A session deleted meanwhile is a 404, not a 500."""

@@ -1,4 +1,4 @@
-"""The conversation tables. The schema itself is created by the Alembic migrations in `migrations/`;
+"""Every table of the service: conversations and API keys. The schema itself is created by the Alembic migrations in `migrations/`;
 these objects are what queries are written against (a test checks the two never drift apart).
 
 Why Core tables rather than ORM classes: every write is one explicit transaction of a few statements,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 #: Constraint names fixed by convention, so migrations name them the same on every database.
@@ -77,3 +78,31 @@ chat_messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("session_id", "seq", name="uq_chat_messages_session_seq"),
 )
+
+
+#: The API keys (`app.storage.api_keys`). Only the SHA-256 of a key is stored. Its own MetaData (no
+#: naming convention) because migration 0002 created it so, and names must match the database's.
+keys_metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    keys_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index(
+        "ux_api_keys_active_name",
+        "name",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+)
+
+#: What the migrations own (`migrations/env.py`).
+ALL_METADATA = [metadata, keys_metadata]

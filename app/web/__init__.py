@@ -2,29 +2,32 @@
 
 The page talks to the public API only (`/v1/models`, `/api/sessions`, the session WebSocket), so it
 needs no routes of its own and no privileges a tester's key does not have. Its security headers (a
-strict Content-Security-Policy: scripts from this origin only) come from `app.hardening.headers`.
+strict Content-Security-Policy: scripts from this origin only) come from `app.middleware.headers`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def install(app: FastAPI) -> None:
-    async def index() -> FileResponse:
-        # no-cache: a new release's page is picked up at once (it is a few kB).
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+router = APIRouter(include_in_schema=False)
+#: Mounted by `create_app` at /static.
+static = StaticFiles(directory=STATIC)
 
-    async def favicon() -> FileResponse:
-        # Browsers ask for /favicon.ico whatever the page says: an SVG answers them (no 404 in the log).
-        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
-    app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+@router.get("/")
+async def index() -> FileResponse:
+    # no-cache: a new release's page is picked up at once (it is a few kB).
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    # Browsers ask for /favicon.ico whatever the page says: an SVG answers them (no 404 in the log).
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})

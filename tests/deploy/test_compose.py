@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.core.models_file import load_models_file
+from app.providers.registry import PROVIDERS
 from tests.deploy.tools import ROOT, compose_binary, output, run, tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -117,7 +118,7 @@ def test_models_file_mounted_into_the_app_is_valid() -> None:
     app = resolved()["services"]["app"]
     mount = next(v for v in app["volumes"] if v["target"] == app["environment"]["SLIPWAY_CONFIG"])
     assert mount["read_only"] is True
-    models = load_models_file(Path(mount["source"]))
+    models = load_models_file(Path(mount["source"]), PROVIDERS)
     names = {m.name: m for m in models.models}
     assert models.default_model == "smollm2" and names["smollm2"].provider == "local"
     llama = names["llama3.1"]

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from app.auth.keys import generate_key
-from app.auth.store import metadata
+from app.storage.tables import keys_metadata as metadata
 from tests.servers import ROOT, SlipwayServer, free_port, write_models_file
 
 SYSTEM = "Answer in one short sentence."

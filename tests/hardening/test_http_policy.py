@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from app.hardening.headers import SecurityHeadersMiddleware
+from app.middleware.headers import SecurityHeadersMiddleware
 from tests.hardening.conftest import KEY, Upstream, bearer, chat_body, server_with, upstream_model
 from tests.servers import SlipwayServer
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.auth.store import metadata
+from app.storage.tables import keys_metadata as metadata
 from tests.faults import TcpProxy
 from tests.hardening.conftest import Upstream, bearer, server_with, upstream_model
 from tests.servers import ROOT, SlipwayServer, write_models_file

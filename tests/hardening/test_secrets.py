@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.auth.keys import generate_key
-from app.providers.local import ChatLlamaCpp, packaged_model_path
+from app.providers.llama_cpp import ChatLlamaCpp, packaged_model_path
 from tests.hardening.conftest import KEY, bearer, chat_body, server_with, stream_chat
 from tests.providers.standins import LocalText, StandIn, gemini_routes
 from tests.servers import free_port

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth.keyring import KeyRing, Snapshot
 from app.auth.keys import PREFIX, Identity, generate_key, hash_key, static_identity
-from app.auth.middleware import WS_UNAUTHORIZED, AuthMiddleware, is_public
+from app.middleware.auth import WS_UNAUTHORIZED, AuthMiddleware, is_public
 
 KEY = generate_key()
 

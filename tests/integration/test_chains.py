@@ -12,7 +12,7 @@ import pytest
 
 from app.chains import get_chain, summarize
 from app.core.models_file import default_models_file
-from app.providers.local import ChatLlamaCpp
+from app.providers.llama_cpp import ChatLlamaCpp
 from app.providers.registry import build_chat_model
 from tests.servers import SlipwayServer
 

@@ -128,7 +128,7 @@ def test_01_prototype_chains_offline() -> None:
 @pytest.fixture(scope="module")
 def ollama_standin() -> Iterator[Any]:
     """tests/providers' Ollama stand-in: Ollama's protocol, answers written by the real SmolLM2."""
-    from app.providers.local import ChatLlamaCpp, packaged_model_path
+    from app.providers.llama_cpp import ChatLlamaCpp, packaged_model_path
     from tests.providers.standins import LocalText, StandIn, ollama_routes
 
     model = ChatLlamaCpp(model_path=packaged_model_path(), model_name="standin", max_tokens=32)

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from app.providers.local import ChatLlamaCpp, packaged_model_path
+from app.providers.llama_cpp import ChatLlamaCpp, packaged_model_path
 from tests.providers.standins import LocalText, StandIn, gemini_routes, ollama_routes, openai_routes
 from tests.servers import SlipwayServer, free_port, write_models_file
 

@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.providers.local import ChatLlamaCpp
+from app.providers.llama_cpp import ChatLlamaCpp
 from tests.protocol_drift import drift_route, gemini_shape, ollama_shape, openai_shape
 from tests.servers import free_port
 

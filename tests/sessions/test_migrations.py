@@ -19,12 +19,11 @@ from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.auth.keys import generate_key
-from app.auth.store import create_key, list_keys
-from app.auth.store import metadata as keys_metadata
 from app.core.config import Settings
 from app.storage import migrate
+from app.storage.api_keys import create_key, list_keys
 from app.storage.db import make_engine
-from app.storage.tables import metadata
+from app.storage.tables import keys_metadata, metadata
 from tests.servers import ROOT
 from tests.sessions.conftest import BACKENDS, Databases, echo_models, start_server, wait_for
 from tests.sessions.standin import EchoModel

@@ -12,14 +12,15 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from app.core.config import Settings
 from app.core.errors import Overloaded, ServiceUnavailable
-from app.core.models_file import ModelsFile, ModelSpec
-from app.protocol import ChatCompletionRequest
-from app.providers.base import Provider
+from app.core.models_file import ModelSpec
+from app.core.sampling import Sampling
+from app.protocol.openai import ChatCompletionRequest
 from app.providers.registry import ModelRegistry
 from app.services import completions
-from app.services.generation import Delta, Finished, GenParams, StreamStarted, generate
+from app.services.events import Delta, Finished, StreamStarted
+from app.services.generation import Generator
+from tests.fakes import fake_registry
 
 
 class FakeChatModel(BaseChatModel):
@@ -63,24 +64,11 @@ class FakeChatModel(BaseChatModel):
 
 
 def registry_with(models: dict[str, FakeChatModel], specs: list[ModelSpec]) -> ModelRegistry:
-    import app.providers.base as base
-
-    base.register(Provider(name="fake-test", build=lambda spec, s: models[spec.name]))
-    for spec in specs:
-        object.__setattr__(spec, "provider", "fake-test")
-    reg = ModelRegistry.__new__(ModelRegistry)
-    ModelRegistry.__init__(reg, ModelsFile.model_construct(default_model=specs[0].name, models=specs), Settings())
-    reg.build_all()
-    return reg
+    return fake_registry(dict(models), specs)
 
 
-@pytest.fixture(autouse=True)
-def _fake_provider() -> Any:
-    import app.providers.base as base
-
-    base.PROVIDERS.pop("fake-test", None)
-    yield
-    base.PROVIDERS.pop("fake-test", None)
+def generate(reg: ModelRegistry, model: str, messages: list[BaseMessage], params: Sampling) -> AsyncIterator[Any]:
+    return Generator(reg).generate(model, messages, params)
 
 
 MESSAGES = [HumanMessage("hi")]
@@ -93,7 +81,7 @@ async def test_fallback_before_first_token_names_the_answering_model() -> None:
         {"a": primary, "b": backup},
         [ModelSpec(name="a", fallbacks=["b"], retries=1), ModelSpec(name="b")],
     )
-    events = [e async for e in generate(reg, "a", MESSAGES, GenParams())]
+    events = [e async for e in generate(reg, "a", MESSAGES, Sampling())]
     assert [e.text for e in events if isinstance(e, Delta)] == ["ok"]
     finished = events[-1]
     assert isinstance(finished, Finished)
@@ -107,7 +95,7 @@ async def test_failure_after_first_token_has_no_fallback() -> None:
     reg = registry_with({"a": primary, "b": backup}, [ModelSpec(name="a", fallbacks=["b"]), ModelSpec(name="b")])
     got = []
     with pytest.raises(StreamStarted) as info:
-        async for event in generate(reg, "a", MESSAGES, GenParams()):
+        async for event in generate(reg, "a", MESSAGES, Sampling()):
             got.append(event)
     assert [e.text for e in got] == ["a"]
     assert backup.calls == 0
@@ -118,7 +106,8 @@ async def test_openai_stream_ends_with_error_event_then_done() -> None:
     primary = FakeChatModel(tokens=["a", "b", "c"], fail_after=2, fail_with=ConnectionResetError("reset"))
     reg = registry_with({"a": primary}, [ModelSpec(name="a")])
     req = ChatCompletionRequest(messages=[{"role": "user", "content": "hi"}], stream=True)
-    stream = completions.ChatStream(reg, req, completions.prepare(reg, req))
+    service = completions.Completions(Generator(reg))
+    stream = service.stream(service.prepare(req))
     await stream.first(1.0)
     lines = [line async for line in stream.body()]
     assert lines[-1] == b"data: [DONE]\n\n"
@@ -131,7 +120,7 @@ async def test_openai_stream_ends_with_error_event_then_done() -> None:
 async def test_unreachable_before_first_token_raises_503() -> None:
     reg = registry_with({"a": FakeChatModel(fail_after=0, fail_with=ConnectionRefusedError())}, [ModelSpec(name="a")])
     with pytest.raises(ServiceUnavailable):
-        [e async for e in generate(reg, "a", MESSAGES, GenParams())]
+        [e async for e in generate(reg, "a", MESSAGES, Sampling())]
 
 
 async def test_full_queue_is_refused_at_once() -> None:
@@ -140,7 +129,7 @@ async def test_full_queue_is_refused_at_once() -> None:
     reg = registry_with({"a": slow}, [spec])
 
     async def run() -> str:
-        events = [e async for e in generate(reg, "a", MESSAGES, GenParams())]
+        events = [e async for e in generate(reg, "a", MESSAGES, Sampling())]
         return "".join(e.text for e in events if isinstance(e, Delta))
 
     first = asyncio.create_task(run())
@@ -160,6 +149,6 @@ async def test_first_token_timeout_is_504_and_stops_the_model() -> None:
     from app.core.errors import UpstreamTimeout
 
     with pytest.raises(UpstreamTimeout) as info:
-        [e async for e in generate(reg, "a", MESSAGES, GenParams())]
+        [e async for e in generate(reg, "a", MESSAGES, Sampling())]
     assert info.value.status_code == 504
     assert reg.get("a").slots.active == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.core.models_file import ModelsFileError, load_models_file
+from app.providers.registry import PROVIDERS
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -18,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_no_file_serves_the_packaged_model() -> None:
-    models = load_models_file(None)
+    models = load_models_file(None, PROVIDERS)
     assert models.default_model == "smollm2"
     assert [(m.name, m.provider, m.path) for m in models.models] == [("smollm2", "local", None)]
 
@@ -40,7 +41,7 @@ models:
     retries: 2
 """,
     )
-    models = load_models_file(path)
+    models = load_models_file(path, PROVIDERS)
     assert models.models[0].params.max_tokens == 256
     assert models.models[1].upstream_model == "llama3.1:8b"
 
@@ -66,7 +67,7 @@ models:
 def test_bad_files_name_file_entry_and_problem(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ModelsFileError) as info:
-        load_models_file(path)
+        load_models_file(path, PROVIDERS)
     message = str(info.value)
     assert str(path) in message
     assert expected in message
@@ -74,7 +75,7 @@ def test_bad_files_name_file_entry_and_problem(tmp_path: Path, text: str, expect
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ModelsFileError, match="not found"):
-        load_models_file(tmp_path / "nope.yaml")
+        load_models_file(tmp_path / "nope.yaml", PROVIDERS)
 
 
 def test_cli_refuses_a_bad_file_without_a_traceback(tmp_path: Path) -> None:

@@ -12,16 +12,16 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-import app.providers.base as base
 from app.chains import get_chain
-from app.core.config import Settings
 from app.core.errors import InvalidRequest, Overloaded
-from app.core.models_file import ModelsFile, ModelSpec
-from app.providers.base import Provider
+from app.core.models_file import ModelSpec
+from app.core.sampling import Sampling
+from app.protocol.chains import ChainParams
 from app.providers.registry import ModelRegistry
 from app.services import chains
-from app.services.generation import GenParams
+from app.services.generation import Generator
 from app.services.served_model import ServedChatModel
+from tests.fakes import fake_registry
 
 
 class FakeSlotWatcher(BaseChatModel):
@@ -56,19 +56,14 @@ class FakeSlotWatcher(BaseChatModel):
 @pytest.fixture
 def registry() -> Iterator[tuple[ModelRegistry, FakeSlotWatcher]]:
     fake = FakeSlotWatcher(seen_active=[])
-    base.register(Provider(name="fake-chains", build=lambda spec, settings: fake))
-    spec = ModelSpec(name="m", concurrency=1, queue_depth=0)
-    object.__setattr__(spec, "provider", "fake-chains")  # a test-only provider the models file does not list
-    reg = ModelRegistry(ModelsFile.model_construct(default_model="m", models=[spec]), Settings(_env_file=None))
-    reg.build_all()
+    reg = fake_registry({"m": fake}, [ModelSpec(name="m", concurrency=1, queue_depth=0)])
     fake.registry = reg
     yield reg, fake
-    base.PROVIDERS.pop("fake-chains", None)
 
 
 async def test_chain_holds_the_model_slot_and_reports_usage(registry: tuple[ModelRegistry, FakeSlotWatcher]) -> None:
     reg, fake = registry
-    served = ServedChatModel(registry=reg, model_name="m")
+    served = ServedChatModel(generator=Generator(reg), model_name="m")
     output = await get_chain("qa", served).ainvoke({"question": "q", "context": "c"})
     assert output == "ok"
     assert fake.seen_active == [1], "the chain's generation ran inside the model's queue slot"
@@ -80,18 +75,18 @@ async def test_chain_is_refused_when_the_model_queue_is_full(registry: tuple[Mod
     reg, fake = registry
     fake.delay = 0.2
     first = asyncio.create_task(
-        get_chain("qa", ServedChatModel(registry=reg, model_name="m")).ainvoke({"question": "q", "context": "c"})
+        get_chain("qa", ServedChatModel(generator=Generator(reg), model_name="m")).ainvoke({"question": "q", "context": "c"})
     )
     await asyncio.sleep(0.05)
     with pytest.raises(Overloaded):
-        await get_chain("qa", ServedChatModel(registry=reg, model_name="m")).ainvoke({"question": "q", "context": "c"})
+        await get_chain("qa", ServedChatModel(generator=Generator(reg), model_name="m")).ainvoke({"question": "q", "context": "c"})
     assert await first == "ok"
 
 
 async def test_request_params_reach_the_generation(registry: tuple[ModelRegistry, FakeSlotWatcher]) -> None:
     reg, _ = registry
-    run = chains.ChainRun(reg, "summarize", "m", chains.ChainParams(temperature=0, max_tokens=5))
-    assert run.served.params == GenParams(temperature=0, max_tokens=5)
+    run = chains.ChainRun(Generator(reg), "summarize", "m", ChainParams(temperature=0, max_tokens=5))
+    assert run.served.params.over(Sampling()) == {"temperature": 0, "max_tokens": 5}
     result = await chains.invoke(run, {"text": "t"})
     assert result == {
         "output": "ok",
@@ -114,5 +109,5 @@ async def test_prompt_size_limit_applies_to_chains(registry: tuple[ModelRegistry
     reg, fake = registry
     object.__setattr__(reg.get("m").spec, "max_prompt_chars", 200)
     with pytest.raises(PayloadTooLarge):
-        await get_chain("summarize", ServedChatModel(registry=reg, model_name="m")).ainvoke({"text": "x" * 300})
+        await get_chain("summarize", ServedChatModel(generator=Generator(reg), model_name="m")).ainvoke({"text": "x" * 300})
     assert fake.seen_active == [], "refused before reaching the model"

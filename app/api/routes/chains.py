@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
 from app.api.cancellation import ClientDisconnected, until_disconnect
-from app.api.deps import RegistryDep, SettingsDep
+from app.api.deps import GeneratorDep, RegistryDep, SettingsDep
 from app.api.responses import JSONResponse
 from app.api.routing import SlipwayRoute
+from app.protocol.chains import ChainBatchRequest, ChainRequest
 from app.services import chains
 
 router = APIRouter(prefix="/v1/chains", tags=["chains"], route_class=SlipwayRoute)
@@ -23,8 +24,8 @@ async def list_chains(registry: RegistryDep) -> dict:
 
 
 @router.post("/{name}/invoke", response_model=None)
-async def invoke(name: str, body: chains.ChainRequest, request: Request, registry: RegistryDep) -> Response:
-    run = chains.ChainRun(registry, name, body.model, body.params)
+async def invoke(name: str, body: ChainRequest, request: Request, generator: GeneratorDep) -> Response:
+    run = chains.ChainRun(generator, name, body.model, body.params)
     try:
         result = await until_disconnect(request, chains.invoke(run, body.input))
     except ClientDisconnected:
@@ -33,8 +34,8 @@ async def invoke(name: str, body: chains.ChainRequest, request: Request, registr
 
 
 @router.post("/{name}/batch", response_model=None)
-async def batch(name: str, body: chains.ChainBatchRequest, request: Request, registry: RegistryDep) -> Response:
-    run = chains.ChainRun(registry, name, body.model, body.params)
+async def batch(name: str, body: ChainBatchRequest, request: Request, generator: GeneratorDep) -> Response:
+    run = chains.ChainRun(generator, name, body.model, body.params)
     try:
         result = await until_disconnect(request, chains.batch(run, body.inputs))
     except ClientDisconnected:
@@ -43,10 +44,8 @@ async def batch(name: str, body: chains.ChainBatchRequest, request: Request, reg
 
 
 @router.post("/{name}/stream", response_model=None)
-async def stream(
-    name: str, body: chains.ChainRequest, registry: RegistryDep, settings: SettingsDep
-) -> EventSourceResponse:
-    run = chains.ChainRun(registry, name, body.model, body.params)
+async def stream(name: str, body: ChainRequest, generator: GeneratorDep, settings: SettingsDep) -> EventSourceResponse:
+    run = chains.ChainRun(generator, name, body.model, body.params)
     events = chains.ChainStream(run, body.input)
     await events.first(settings.sse_ping_seconds)
     return EventSourceResponse(
@@ -55,7 +54,3 @@ async def stream(
         ping=settings.sse_ping_seconds,
         client_close_handler_callable=lambda _msg: events.aclose(),
     )
-
-
-def install(app: FastAPI) -> None:
-    app.include_router(router)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from app.api.deps import RegistryDep
+from app.api.deps import LifecycleDep, ProbesDep, RegistryDep
 from app.api.responses import JSONResponse
 from app.api.routing import SlipwayRoute
 
@@ -34,7 +34,7 @@ async def healthz() -> dict:
 
 
 @router.get("/readyz")
-async def readyz(request: Request, registry: RegistryDep) -> JSONResponse:
+async def readyz(registry: RegistryDep, probes: ProbesDep, lifecycle: LifecycleDep) -> JSONResponse:
     checks: dict[str, object] = {}
     ready = True
     models = {}
@@ -43,11 +43,11 @@ async def readyz(request: Request, registry: RegistryDep) -> JSONResponse:
         if handle.provider.in_process and handle.state != "ready":
             ready = False
     checks["models"] = models
-    for name, probe in getattr(request.app.state, "readiness_probes", {}).items():
+    for name, probe in probes.items():
         ok, detail = await probe()
         checks[name] = {"ok": ok, **({"detail": detail} if detail else {})}
         ready = ready and ok
-    if getattr(request.app.state, "shutting_down", False):
+    if lifecycle.draining:
         ready = False
         checks["shutdown"] = "draining"
     return JSONResponse(

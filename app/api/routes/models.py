@@ -6,20 +6,16 @@ from fastapi import APIRouter
 
 from app.api.deps import RegistryDep
 from app.api.routing import SlipwayRoute
-from app.protocol import model_object
+from app.protocol.openai import model_object
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=SlipwayRoute)
-
-
-def _owned_by(provider: str) -> str:
-    return {"local": "slipway", "ollama": "ollama", "gemini": "google", "openai": "openai-compatible"}[provider]
 
 
 @router.get("/models")
 async def list_models(registry: RegistryDep) -> dict:
     data = []
     for handle in registry.handles.values():
-        obj = model_object(handle.name, handle.created, _owned_by(handle.spec.provider))
+        obj = model_object(handle.name, handle.created, handle.provider.owned_by)
         obj["slipway"] = handle.status()
         data.append(obj)
     return {"object": "list", "data": data}
@@ -28,6 +24,6 @@ async def list_models(registry: RegistryDep) -> dict:
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str, registry: RegistryDep) -> dict:
     handle = registry.get(model_id)
-    obj = model_object(handle.name, handle.created, _owned_by(handle.spec.provider))
+    obj = model_object(handle.name, handle.created, handle.provider.owned_by)
     obj["slipway"] = handle.status()
     return obj

@@ -1,4 +1,4 @@
-"""The native chat API: conversations kept by the server (`/api/sessions`), and its installer.
+"""The native chat API: conversations kept by the server (`/api/sessions`).
 
 POST   /api/sessions                     create          GET    /api/sessions              list (newest first)
 GET    /api/sessions/{id}                read + messages  DELETE /api/sessions/{id}         delete
@@ -13,21 +13,28 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
-from starlette.requests import HTTPConnection
 
 from app.api.cancellation import ClientDisconnected, until_disconnect
-from app.api.deps import IdentityDep, SettingsDep
+from app.api.deps import IdentityDep, SessionsDep, SettingsDep
 from app.api.responses import JSONResponse
 from app.api.routing import SlipwayRoute
 from app.core.errors import APIError
+from app.protocol.frames import error_frame
+from app.protocol.sessions import (
+    MessageCreate,
+    MessageOut,
+    SessionCreate,
+    SessionDeleted,
+    SessionDetail,
+    SessionOut,
+    SessionPage,
+)
+from app.services.events import Delta
 from app.services.first_event import FirstEvent
-from app.services.generation import Delta
-from app.services.sessions import MessageOut, SessionDeleted, SessionDetail, SessionOut, SessionPage, SessionService
-from app.services.turns import Turn, TurnDone, TurnFailed
+from app.services.turns import Turn, TurnDone, TurnFailed, turn_frame
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=SlipwayRoute)
 
@@ -38,57 +45,6 @@ SSE_EVENT_SCHEMA = {
     "required": ["data"],
     "properties": {"data": {"type": "string", "pattern": "^(\\[DONE\\]|\\{[\\s\\S]*\\})$"}},
 }
-
-
-async def get_sessions(conn: HTTPConnection) -> SessionService:
-    return conn.app.state.sessions
-
-
-SessionsDep = Annotated[SessionService, Depends(get_sessions)]
-
-
-class SessionCreate(BaseModel):
-    model: str | None = Field(
-        default=None, min_length=1, max_length=200, description="A model entry; default: the server's."
-    )
-    system_prompt: str | None = Field(default=None, description="Replaces the model entry's system prompt.")
-    title: str | None = Field(default=None, max_length=200)
-
-
-class MessageCreate(BaseModel):
-    content: str = Field(description="The user's message.")
-
-
-# -- frames shared by SSE and the WebSocket ----------------------------------------------------------
-
-
-def delta_frame(delta: Delta) -> dict[str, Any]:
-    return {"type": "delta", "content": delta.text}
-
-
-def done_frame(done: TurnDone) -> dict[str, Any]:
-    message = done.message
-    return {
-        "type": "done",
-        "message_id": message.id,
-        "user_message_id": done.user_message_id,
-        "usage": done.usage,
-        "model": message.model,
-        "status": message.status,
-        "finish_reason": message.finish_reason,
-        "latency_ms": message.latency_ms,
-    }
-
-
-def error_frame(error: APIError, message_id: int | None = None) -> dict[str, Any]:
-    """`{"type": "error", "code", "message"}` plus OpenAI's error object (as the auth and rate-limit frames)."""
-    body = error.to_dict()
-    frame: dict[str, Any] = {"type": "error", "code": error.code, "message": body["error"]["message"], **body}
-    if message_id is not None:
-        frame["message_id"] = message_id
-    if "Retry-After" in error.headers:
-        frame["retry_after"] = int(error.headers["Retry-After"])
-    return frame
 
 
 def failure(exc: TurnFailed) -> APIError:
@@ -209,7 +165,7 @@ class TurnStream:
     async def body(self) -> AsyncIterator[bytes]:
         try:
             async for event in self.events:
-                frame = delta_frame(event) if isinstance(event, Delta) else done_frame(event)
+                frame = turn_frame(event)
                 yield _sse(frame)
         except TurnFailed as exc:
             yield _sse(error_frame(exc.error, exc.message_id))
@@ -228,28 +184,3 @@ class TurnStream:
 
 def _sse(frame: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(frame) + b"\n\n"
-
-
-def install(app: FastAPI) -> None:
-    """Conversations: the database (migrated at start-up), the service, /api routes, the WebSocket,
-    the `database` readiness probe and the retention task."""
-    from app.api.routes import ws
-    from app.storage.lifecycle import Storage
-
-    settings = app.state.settings
-    storage = Storage(settings)
-    app.state.storage = storage
-    app.state.sessions = SessionService(storage.db, app.state.registry, settings, gate=storage.ensure_schema)
-    app.state.readiness_probes["database"] = storage.probe
-
-    async def start(app: FastAPI) -> None:
-        await storage.start()
-
-    async def stop(app: FastAPI) -> None:
-        await app.state.sessions.stop_all(grace_s=min(10.0, settings.shutdown_grace_s))
-        await storage.stop()
-
-    app.state.startup_hooks.append(start)
-    app.state.shutdown_hooks.append(stop)
-    app.include_router(router)
-    app.include_router(ws.router)

@@ -29,14 +29,14 @@ import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from app.api.deps import IdentityDep
-from app.api.routes.sessions import SessionsDep, delta_frame, done_frame, error_frame
+from app.api.deps import IdentityDep, KeyRingDep, SessionsDep
 from app.api.routing import SlipwayRoute
 from app.auth.keyring import REFRESH_S as KEY_CHECK_S
 from app.core.errors import APIError, InvalidRequest, RateLimited, Unauthorized
-from app.services.generation import Delta
-from app.services.sessions import SessionService, check_content
-from app.services.turns import Turn, TurnFailed
+from app.protocol.frames import error_frame
+from app.services.sessions import SessionService
+from app.services.transcript import check_content
+from app.services.turns import Turn, TurnFailed, turn_frame
 
 router = APIRouter(tags=["sessions"], route_class=SlipwayRoute)
 
@@ -180,7 +180,7 @@ class SessionSocket:
             turn.cancel("client_disconnected")
         try:
             async for event in turn.events():
-                await self.send(delta_frame(event) if isinstance(event, Delta) else done_frame(event))
+                await self.send(turn_frame(event))
         except TurnFailed as exc:
             await self.send(error_frame(exc.error, exc.message_id))
         except APIError as exc:
@@ -190,7 +190,9 @@ class SessionSocket:
 
 
 @router.websocket("/api/sessions/{session_id}/ws")
-async def session_socket(websocket: WebSocket, session_id: str, sessions: SessionsDep, identity: IdentityDep) -> None:
+async def session_socket(
+    websocket: WebSocket, session_id: str, sessions: SessionsDep, identity: IdentityDep, keyring: KeyRingDep
+) -> None:
     await websocket.accept()
     socket = SessionSocket(websocket, sessions, identity, session_id)
     try:
@@ -204,9 +206,8 @@ async def session_socket(websocket: WebSocket, session_id: str, sessions: Sessio
         # Anything else (the database away for a moment) is recoverable: every turn checks again.
     reader = asyncio.create_task(socket.read())
     watchers = [reader]
-    keyring = getattr(websocket.app.state, "keyring", None)
     key = websocket.scope.get("state", {}).get("api_key")
-    if keyring is not None and key is not None and key.source == "database":
+    if key is not None and key.source == "database":
         watchers.append(asyncio.create_task(socket.watch_key(lambda: keyring.still_valid(key), KEY_CHECK_S)))
     try:
         await socket.serve()

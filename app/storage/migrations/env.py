@@ -8,17 +8,14 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
-from app.storage.tables import metadata
+from app.storage.tables import ALL_METADATA
 
 config = context.config
 
 
 def target_metadata() -> list:
-    """Every table the migrations own: the conversations and the API keys (`app.auth.store`)."""
-    from app.core.plugins import optional_import
-
-    store = optional_import("app.auth.store")
-    return [metadata, *([store.metadata] if store is not None else [])]
+    """Every table the migrations own: the conversations and the API keys (`app.storage.tables`)."""
+    return ALL_METADATA
 
 
 def run_on(connection: Connection) -> None:

@@ -1,4 +1,4 @@
-"""API keys (`app.auth.store`): hashes, display prefixes, limits, revocation.
+"""API keys (`app.storage.api_keys`): hashes, display prefixes, limits, revocation.
 
 A database where the table was created before this migration existed (by `metadata.create_all`) is
 adopted as it is: the table is only created when missing.

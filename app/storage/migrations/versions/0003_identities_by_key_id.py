@@ -25,10 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute(
-        sa.text(
-            "UPDATE chat_sessions SET identity = 'static:' || substr(identity, 8) "
-            "WHERE identity LIKE 'static-%'"
-        )
+        sa.text("UPDATE chat_sessions SET identity = 'static:' || substr(identity, 8) WHERE identity LIKE 'static-%'")
     )
     op.execute(
         sa.text(
@@ -43,9 +40,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(
-        sa.text(
-            "UPDATE chat_sessions SET identity = 'static-' || substr(identity, 8) WHERE identity LIKE 'static:%'"
-        )
+        sa.text("UPDATE chat_sessions SET identity = 'static-' || substr(identity, 8) WHERE identity LIKE 'static:%'")
     )
     op.execute(
         sa.text(

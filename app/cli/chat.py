@@ -18,8 +18,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from app.core.config import Settings
 from app.core.errors import APIError
 from app.core.models_file import ModelsFile
+from app.core.sampling import Sampling
 from app.providers.registry import ModelRegistry
-from app.services.generation import Delta, GenParams, StreamStarted, generate
+from app.services.events import Delta, StreamStarted
+from app.services.generation import Generator
 
 
 async def chat(
@@ -98,7 +100,7 @@ async def _answer(
 async def _stream(
     registry: ModelRegistry, model: str, history: list[BaseMessage], stdout: TextIO, parts: list[str]
 ) -> None:
-    async for event in generate(registry, model, list(history), GenParams()):
+    async for event in Generator(registry).generate(model, list(history), Sampling()):
         if isinstance(event, Delta):
             parts.append(event.text)
             stdout.write(event.text)

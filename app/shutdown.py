@@ -5,7 +5,7 @@ What happens, in order:
    keep-alive connections; `/readyz` answers 503 `draining` to anything still asking.
 2. In-flight requests and SSE streams go on for up to the grace period (`SLIPWAY_SHUTDOWN_GRACE_S`).
    sse-starlette's own drain, which would cut every stream the moment the signal arrives, is turned off.
-3. Shortly before the grace period ends, generation stops at the next token (`registry.stopping`):
+3. Shortly before the grace period ends, generation stops at the next token (`Lifecycle.stop_generation`):
    each unfinished stream ends with an error event (`shutting_down`, 503) and `[DONE]`, waiting
    requests get a 503 with Retry-After, and every model slot is released; the services' own
    `finally` blocks run, so what they persist is complete, never half a message.
@@ -25,7 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from app.core.lifecycle import Lifecycle
+from app.providers.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,9 @@ def stop_margin_s(grace_s: float) -> float:
 
 
 class Drain:
-    def __init__(self, app: FastAPI, grace_s: float) -> None:
-        self.app = app
+    def __init__(self, lifecycle: Lifecycle, registry: ModelRegistry, grace_s: float) -> None:
+        self.lifecycle = lifecycle
+        self.registry = registry
         # uvicorn is given int(grace) (app/__main__.py); aim at the deadline it really applies.
         self.grace_s = float(int(grace_s))
         self.started = False
@@ -76,19 +78,17 @@ class Drain:
         if self.started:
             return
         self.started = True
-        self.app.state.shutting_down = True
-        registry = self.app.state.registry
-        busy = sum(h.slots.active + h.slots.waiting for h in registry.handles.values())
+        self.lifecycle.draining = True
+        busy = self.registry.busy()
         log.warning("shutdown: draining %d generation(s) for up to %.0f s", busy, self.grace_s)
         self._task = asyncio.ensure_future(self._stop_at_deadline())
 
     async def _stop_at_deadline(self) -> None:
         await asyncio.sleep(max(0.0, self.grace_s - stop_margin_s(self.grace_s)))
-        registry = self.app.state.registry
-        busy = sum(h.slots.active + h.slots.waiting for h in registry.handles.values())
+        busy = self.registry.busy()
         if busy:
             log.warning("shutdown: grace period over; stopping %d generation(s)", busy)
-        registry.stopping = True
+        self.lifecycle.stop_generation = True
         await asyncio.sleep(min(0.5, stop_margin_s(self.grace_s) / 2))
         from sse_starlette.sse import AppStatus
 

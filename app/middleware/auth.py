@@ -24,15 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.keyring import KeyRing
 from app.auth.keys import Identity
+from app.auth.public import is_public
 from app.core.caller import CALLER
 from app.core.config import is_loopback
 from app.core.errors import Forbidden, Unauthorized
-from app.hardening.asgi import bearer_token, deny_websocket, error_frame, route_path, send_error
+from app.middleware.asgi import bearer_token, deny_websocket, route_path, send_error, socket_error
 
-PUBLIC_PATHS = frozenset(
-    {"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/favicon.ico"}
-)
-PUBLIC_PREFIXES = ("/static/", "/docs/assets/")
 AUTH_FRAME_TIMEOUT_S = 10.0
 #: Close code for a WebSocket refused for its key (4000-4999 are the application's; 4401 mirrors HTTP 401).
 WS_UNAUTHORIZED = 4401
@@ -78,10 +75,6 @@ def host_name(scope: Scope) -> str:
 
 def wrong_key() -> Unauthorized:
     return Unauthorized("Incorrect API key provided, or the key was revoked.", code="invalid_api_key")
-
-
-def is_public(path: str, metrics_open: bool) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or (metrics_open and path == "/metrics")
 
 
 def _set_identity(scope: Scope, identity: Identity) -> None:
@@ -206,7 +199,7 @@ class AuthMiddleware:
 
 async def _refuse_frame(send: Send, error: Unauthorized) -> None:
     with contextlib.suppress(OSError, RuntimeError):
-        await send({"type": "websocket.send", "text": error_frame(error)})
+        await send({"type": "websocket.send", "text": socket_error(error)})
         await send({"type": "websocket.close", "code": WS_UNAUTHORIZED, "reason": error.code or ""})
 
 

@@ -1,4 +1,4 @@
-"""API keys in the database: the `api_keys` table and what the CLI and the service do with it.
+"""API keys in the database (the `api_keys` table): what the CLI and the service do with them.
 
 Only the SHA-256 of a key is stored, with a short display prefix (`sk-slw-AbCdE`) so an operator can
 tell keys apart. Revoking sets `revoked_at`; rows are never deleted, so the table also answers "did
@@ -14,34 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.auth.keyring import Snapshot
+from app.auth.keyring import Loader, Snapshot
 from app.auth.keys import Identity, display_prefix, generate_key, hash_key
 from app.core.config import Settings
-
-metadata = MetaData()
-
-api_keys = Table(
-    "api_keys",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False),
-    Column("key_hash", String(64), nullable=False, unique=True),
-    Column("prefix", String(16), nullable=False),
-    Column("rpm", Integer, nullable=True),
-    Column("tpm", Integer, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
-    Index(
-        "ux_api_keys_active_name",
-        "name",
-        unique=True,
-        sqlite_where=text("revoked_at IS NULL"),
-        postgresql_where=text("revoked_at IS NULL"),
-    ),
-)
+from app.storage.db import Database, make_engine
+from app.storage.tables import api_keys, chat_sessions
 
 
 class KeyNameTaken(ValueError):
@@ -153,10 +133,9 @@ async def _has_keys(engine: AsyncEngine) -> bool:
 
 def database_has_keys(settings: Settings) -> bool:
     """At start-up (no event loop yet): does any key exist? Unreachable database: assume yes (fail closed)."""
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     async def check() -> bool:
-        engine = create_async_engine(settings.database_url, connect_args=_connect_args(settings))
+        engine = make_engine(settings)
         try:
             return await asyncio.wait_for(_has_keys(engine), timeout=settings.db_timeout_s)
         except Exception:
@@ -167,33 +146,19 @@ def database_has_keys(settings: Settings) -> bool:
     return asyncio.run(check())
 
 
-def _connect_args(settings: Settings) -> dict[str, Any]:
-    if settings.database_url.startswith("postgresql+asyncpg"):
-        return {"timeout": settings.db_timeout_s}
-    return {}
-
-
-def snapshot_loader(app: Any) -> Any:
-    """The key ring's loader for a running app: one pooled engine, closed at shutdown."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    settings: Settings = app.state.settings
-    engine = create_async_engine(settings.database_url, connect_args=_connect_args(settings), pool_pre_ping=True)
+def snapshot_loader(db: Database) -> Loader:
+    """The key ring's loader for a running service, on the service's one database engine."""
 
     async def load() -> Snapshot:
-        async with engine.connect() as conn:
+        async with db.engine.connect() as conn:
             try:
-                return await asyncio.wait_for(load_snapshot(conn), timeout=settings.db_timeout_s)
+                return await asyncio.wait_for(load_snapshot(conn), timeout=db.timeout_s)
             except Exception:
                 has_table = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, "api_keys"))
                 if has_table:
                     raise
                 return Snapshot(any_keys=False)
 
-    async def dispose(_: Any) -> None:
-        await engine.dispose()
-
-    app.state.shutdown_hooks.append(dispose)
     return load
 
 
@@ -201,11 +166,7 @@ async def rotate_key(conn: AsyncConnection, *, name: str) -> tuple[str, KeyRecor
     """Replace the active key named `name` by a new one with the same name and limits, in one
     transaction; its conversations move to the new key. Returns the key, its record and how many
     conversations moved. KeyError when no active key has that name."""
-    from app.storage.tables import chat_sessions
-
-    old = (
-        await conn.execute(select(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None)))
-    ).first()
+    old = (await conn.execute(select(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None)))).first()
     if old is None:
         raise KeyError(name)
     await conn.execute(update(api_keys).where(api_keys.c.id == old.id).values(revoked_at=datetime.now(UTC)))

@@ -6,6 +6,7 @@ import orjson
 from starlette.types import Scope, Send
 
 from app.core.errors import APIError
+from app.protocol.frames import error_frame
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -57,9 +58,6 @@ async def deny_websocket(scope: Scope, send: Send, error: APIError, close_code: 
         await send({"type": "websocket.close", "code": close_code, "reason": error.message[:120]})
 
 
-def error_frame(error: APIError) -> str:
-    """An error as a WebSocket text frame: `{"type": "error", "error": {...OpenAI error object...}}`."""
-    frame: dict[str, object] = {"type": "error", **error.to_dict()}
-    if "Retry-After" in error.headers:
-        frame["retry_after"] = int(error.headers["Retry-After"])
-    return orjson.dumps(frame).decode()
+def socket_error(error: APIError) -> str:
+    """An error as a WebSocket text frame, in the one error frame shape (`app.protocol.frames`)."""
+    return orjson.dumps(error_frame(error)).decode()

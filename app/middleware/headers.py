@@ -11,10 +11,11 @@ and needs none; other browser apps must be allowed by name.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.hardening.asgi import route_path
+from app.middleware.asgi import route_path
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -70,17 +71,11 @@ def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-def add_cors(app: FastAPI, origins: list[str]) -> None:
-    if not origins:
-        return
-    from starlette.middleware.cors import CORSMiddleware
-
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=origins,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["authorization", "content-type", "x-request-id"],
-        expose_headers=EXPOSED,
-        allow_credentials=False,
-        max_age=600,
-    )
+#: CORSMiddleware's options besides the origins (`app.main` adds it when SLIPWAY_CORS_ORIGINS is set).
+CORS_OPTIONS: dict[str, Any] = {
+    "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    "allow_headers": ["authorization", "content-type", "x-request-id"],
+    "expose_headers": EXPOSED,
+    "allow_credentials": False,
+    "max_age": 600,
+}

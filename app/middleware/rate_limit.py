@@ -16,9 +16,9 @@ from typing import Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.keys import ANONYMOUS, Identity
-from app.hardening.asgi import error_frame, route_path, send_error
 from app.limits.buckets import Decision
 from app.limits.ledger import LEDGER, Ledger
+from app.middleware.asgi import route_path, send_error, socket_error
 
 COUNTED_PREFIXES = ("/v1/", "/api/")
 
@@ -119,7 +119,7 @@ class RateLimitMiddleware:
                     return message
                 if self.on_reject:
                     self.on_reject(decision.limited_by or "requests")
-                await send({"type": "websocket.send", "text": error_frame(decision.error())})
+                await send({"type": "websocket.send", "text": socket_error(decision.error())})
 
         try:
             await self.app(scope, limited_receive, send)

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.hardening.asgi import route_path
+from app.middleware.asgi import route_path
 from app.observability.access_log import AccessLog, scrubbed
 from app.observability.context import RECORD, RequestRecord
 from app.observability.metrics import Metrics

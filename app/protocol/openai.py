@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.sampling import MAX_STOP_SEQUENCES, MaxTokens, Sampling, Seed, Temperature, TopP
+
 
 class OpenAIBaseModel(BaseModel):
     # Unknown fields are tolerated (clients add their own); what matters is refused explicitly.
@@ -39,9 +41,7 @@ class ChatMessage(OpenAIBaseModel):
             for index, part in enumerate(value):
                 kind = part.get("type") if isinstance(part, dict) else None
                 if kind not in (None, "text"):
-                    raise ValueError(
-                        f"content part {index} is of type {kind!r}: the models served here take text only"
-                    )
+                    raise ValueError(f"content part {index} is of type {kind!r}: the models served here take text only")
         return value
 
     @model_validator(mode="after")
@@ -75,17 +75,17 @@ class ChatCompletionRequest(OpenAIBaseModel):
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: MaxTokens = None
+    max_completion_tokens: MaxTokens = None
     n: int | None = Field(default=1, ge=1)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: ResponseFormat | None = None
-    seed: int | None = None
+    seed: Seed = None
     stop: str | list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
+    temperature: Temperature = None
+    top_p: TopP = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -97,8 +97,8 @@ class ChatCompletionRequest(OpenAIBaseModel):
         if value is None:
             return None
         stops = [value] if isinstance(value, str) else value
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences")
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
         return stops
 
     def unsupported(self) -> tuple[str, str] | None:
@@ -123,6 +123,15 @@ class ChatCompletionRequest(OpenAIBaseModel):
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
+    def sampling(self) -> Sampling:
+        return Sampling(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.requested_max_tokens,
+            stop=self.stop,  # type: ignore[arg-type]  # a list after `_stop_list`
+            seed=self.seed,
+        )
+
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -134,10 +143,6 @@ def completion_id() -> str:
 
 def now() -> int:
     return int(time.time())
-
-
-def usage_dict(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def chunk(

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.auth.middleware import is_public
+from app.auth.public import is_public
 
 SCHEME = "APIKey"
 ERROR_SCHEMA = {

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.api.deps import MetricsDep
 from app.api.routing import SlipwayRoute
 
 router = APIRouter(tags=["observability"], route_class=SlipwayRoute)
@@ -16,6 +17,6 @@ router = APIRouter(tags=["observability"], route_class=SlipwayRoute)
     response_class=Response,
     responses={200: {"description": "Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics(request: Request) -> Response:
+async def metrics(metrics: MetricsDep) -> Response:
     """Requests, latency, time to first token, tokens, queues, streams, provider errors, rate limits."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -38,9 +38,9 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     The schema is brought to the newest migration first, as the service does at start-up, so
     `keys create` works on a fresh machine before the service has ever run.
     """
-    from app.auth.store import api_keys
     from app.storage import migrate
     from app.storage.db import describe, is_outage, make_engine
+    from app.storage.tables import api_keys
 
     async def main() -> T:
         engine = make_engine(settings)
@@ -77,8 +77,8 @@ def create(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
-    from app.auth.store import KeyNameTaken, create_key
-    from app.auth.store import list_keys as load
+    from app.storage.api_keys import KeyNameTaken, create_key
+    from app.storage.api_keys import list_keys as load
 
     name = name.strip()
     if not name:
@@ -114,7 +114,7 @@ def list_keys(
     ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
 ) -> None:
     """List keys (name, prefix, limits, state); never the keys themselves."""
-    from app.auth.store import list_keys as load
+    from app.storage.api_keys import list_keys as load
 
     records = _run(_settings(ctx), load)
     if json_out:
@@ -134,7 +134,7 @@ def list_keys(
 @cli.command("revoke")
 def revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke the active key with this name (running services stop accepting it within seconds)."""
-    from app.auth.store import revoke_key
+    from app.storage.api_keys import revoke_key
 
     if not _run(_settings(ctx), lambda conn: revoke_key(conn, name=name)):
         err.print(f"[bold red]error:[/] no active key named {name!r}")
@@ -146,7 +146,7 @@ def revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key
 def rotate(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Replace the active key with this name by a new one (printed once); its conversations move to the
     new key and the old one stops working (within seconds on running services)."""
-    from app.auth.store import rotate_key
+    from app.storage.api_keys import rotate_key
 
     try:
         key, record, moved = _run(_settings(ctx), lambda conn: rotate_key(conn, name=name))
@@ -154,4 +154,6 @@ def rotate(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The key
         err.print(f"[bold red]error:[/] no active key named {name!r}")
         raise typer.Exit(1) from None
     sys.stdout.write(key + "\n")
-    err.print(f"Key [bold]{record.name}[/] rotated: {moved} conversations moved to the new key; the old key is revoked.")
+    err.print(
+        f"Key [bold]{record.name}[/] rotated: {moved} conversations moved to the new key; the old key is revoked."
+    )

@@ -1,0 +1,28 @@
+"""The chains API's shapes (`/v1/chains`): what invoke, batch and stream take."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.core.sampling import Sampling
+
+#: Inputs per batch call.
+MAX_BATCH = 32
+
+
+class ChainParams(Sampling):
+    """Generation parameters over the model entry's defaults (as in a chat completion)."""
+
+
+class ChainRequest(BaseModel):
+    input: dict[str, Any] = Field(description="The chain's input; see its `input_schema` in GET /v1/chains.")
+    model: str | None = Field(default=None, description="A name from GET /v1/models; default: the first.")
+    params: ChainParams | None = None
+
+
+class ChainBatchRequest(BaseModel):
+    inputs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    model: str | None = None
+    params: ChainParams | None = None
