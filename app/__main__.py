@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -43,17 +43,21 @@ def load_settings(config: Path | None = None, **overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if config is not None:
         values["config"] = config
-    return Settings(**values)
+    return Settings(**values)  # type: ignore[arg-type]  # validated by pydantic-settings
 
 
 def read_models_file(settings: Settings) -> ModelsFile:
-    """The models file, checked against the providers Slipway has (ModelsFileError if it is wrong)."""
+    """The models file, checked against the providers Slipway has; a wrong one ends the command with
+    the file's problems (exit 2), never a traceback."""
     from app.providers.registry import PROVIDERS
 
-    return load_models_file(settings.config, PROVIDERS)
+    try:
+        return load_models_file(settings.config, PROVIDERS)
+    except ModelsFileError as exc:
+        fail(str(exc))
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     # soft_wrap: no line breaks inserted mid-sentence (the terminal wraps; a copied message stays whole)
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -128,11 +132,7 @@ def serve(
     from app.core.logging import configure_logging
 
     settings = load_settings(config, host=host, port=port)
-    try:
-        models_file = read_models_file(settings)
-    except ModelsFileError as exc:
-        fail(str(exc))
-        return
+    models_file = read_models_file(settings)
     check_local_paths(models_file, settings.config)
     configure_logging(settings.log_level, settings.log_json)
     from app.main import create_app
@@ -176,11 +176,7 @@ def list_models(
 ) -> None:
     """List the models the models file serves."""
     settings = load_settings(config)
-    try:
-        models_file = read_models_file(settings)
-    except ModelsFileError as exc:
-        fail(str(exc))
-        return
+    models_file = read_models_file(settings)
     if json_out:
         import orjson
 
@@ -235,11 +231,7 @@ def chat_cmd(
     from app.core.errors import APIError
 
     settings = load_settings(config)
-    try:
-        models_file = read_models_file(settings)
-    except ModelsFileError as exc:
-        fail(str(exc))
-        return
+    models_file = read_models_file(settings)
     try:
         code = asyncio.run(chat(settings, models_file, model))
     except APIError as exc:

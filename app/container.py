@@ -107,7 +107,7 @@ class Services:
         if self.tunnel is not None:
             self.tunnel.start()
         load = asyncio.create_task(self.registry.load_local())
-        load.add_done_callback(lambda t: t.cancelled() or t.exception() is not None or self._say_ready())
+        load.add_done_callback(self._on_loaded)
         self._tasks.append(load)
         # Everything built so far (imports, LangChain, models, the app) lives as long as the process:
         # freezing it keeps the garbage collector's full passes from re-scanning it during requests,
@@ -154,6 +154,10 @@ class Services:
     async def _stop_tracing(self) -> None:
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
+
+    def _on_loaded(self, load: asyncio.Task[None]) -> None:
+        if not load.cancelled() and load.exception() is None:
+            self._say_ready()
 
     def _say_ready(self) -> None:
         """One plain line for a human at a terminal (stdout), besides the JSON logs (stderr), once the

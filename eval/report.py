@@ -197,11 +197,11 @@ def render_run(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             "<th class=num>95% CI high</th><th>scale</th></tr>"
         )
         for name, m in metrics.items():
-            scale = "0-100 (sacrebleu)" if name in CORPUS else "ratio" if name == "length_ratio" else "0-1"
+            unit = "0-100 (sacrebleu)" if name in CORPUS else "ratio" if name == "length_ratio" else "0-1"
             parts.append(
                 f"<tr><td>{LABELS.get(name, _e(name))}</td><td class=num>{_fmt(m['value'])}</td>"
                 f"<td class=num>{_fmt(m.get('ci_low'))}</td><td class=num>{_fmt(m.get('ci_high'))}</td>"
-                f"<td>{scale}</td></tr>"
+                f"<td>{unit}</td></tr>"
             )
         parts.append("</table>")
         items = [

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from app.core.models_file import ModelSpec
 
 
 @dataclass
@@ -24,7 +27,7 @@ class Target(Protocol):
     ) -> Answer: ...
 
 
-def _spec(target: str, model: str | None):
+def _spec(target: str, model: str | None) -> ModelSpec:
     from app.core.models_file import DEFAULT_SYSTEM_PROMPT, ModelSpec
 
     if target == "local":
@@ -69,7 +72,7 @@ class InProcessTarget:
             return Answer(text=str(out), latency_s=time.perf_counter() - start)
         lc = to_langchain([ChatMessage(**m) for m in messages], self.spec.system_prompt)
         msg = await self.chat_model.ainvoke(lc, **{k: v for k, v in params.items() if v is not None})
-        usage = msg.usage_metadata or {}
+        usage: dict[str, Any] = dict(msg.usage_metadata or {})
         return Answer(
             text=str(msg.content),
             latency_s=time.perf_counter() - start,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: set up (dev), lint, then every test, slow ones included.
+# The whole test suite: set up (dev), lint, type check, import layers, then every test, slow ones included.
 #   bash scripts/test.sh            against the locked versions (README, CI)
 #   bash scripts/test.sh --latest   against the newest releases pyproject.toml allows (the daily run);
 #                                   on failure, lists the packages that differ from the lock
@@ -19,6 +19,9 @@ else
   VENV="${SLIPWAY_VENV:-.venv}"
 fi
 "$VENV/bin/ruff" check app eval bench tests scripts
+# Types (zero errors at pyproject.toml's [tool.mypy] level) and the import layers of app/ ([tool.importlinter]).
+"$VENV/bin/mypy"
+"$VENV/bin/lint-imports" --no-cache
 set +e
 "$VENV/bin/python" -m pytest -p no:cacheprovider -ra ${args[@]+"${args[@]}"}
 rc=$?

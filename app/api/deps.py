@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -28,42 +29,16 @@ async def get_services(conn: HTTPConnection) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+T = TypeVar("T")
 
 
-async def get_registry(services: ServicesDep) -> ModelRegistry:
-    return services.registry
+def part(pick: Callable[[Services], T]) -> Any:
+    """A dependency handing a route one part of the container (`Depends` of a typed picker)."""
 
+    async def dependency(services: ServicesDep) -> T:
+        return pick(services)
 
-async def get_app_settings(services: ServicesDep) -> Settings:
-    return services.settings
-
-
-async def get_completions(services: ServicesDep) -> Completions:
-    return services.completions
-
-
-async def get_generator(services: ServicesDep) -> Generator:
-    return services.generator
-
-
-async def get_sessions(services: ServicesDep) -> SessionService:
-    return services.sessions
-
-
-async def get_keyring(services: ServicesDep) -> KeyRing:
-    return services.keyring
-
-
-async def get_metrics(services: ServicesDep) -> Metrics:
-    return services.metrics
-
-
-async def get_lifecycle(services: ServicesDep) -> Lifecycle:
-    return services.lifecycle
-
-
-async def get_probes(services: ServicesDep) -> dict[str, Probe]:
-    return services.probes
+    return Depends(dependency)
 
 
 #: The one identity of every caller while no API key exists (and of keyless calls when auth is off).
@@ -82,13 +57,13 @@ async def get_identity(conn: HTTPConnection) -> str:
     return identity if isinstance(identity, str) and identity else ANONYMOUS_IDENTITY
 
 
-RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 IdentityDep = Annotated[str, Depends(get_identity)]
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-CompletionsDep = Annotated[Completions, Depends(get_completions)]
-GeneratorDep = Annotated[Generator, Depends(get_generator)]
-SessionsDep = Annotated[SessionService, Depends(get_sessions)]
-KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
-ProbesDep = Annotated[dict[str, Probe], Depends(get_probes)]
+RegistryDep = Annotated[ModelRegistry, part(lambda s: s.registry)]
+SettingsDep = Annotated[Settings, part(lambda s: s.settings)]
+CompletionsDep = Annotated[Completions, part(lambda s: s.completions)]
+GeneratorDep = Annotated[Generator, part(lambda s: s.generator)]
+SessionsDep = Annotated[SessionService, part(lambda s: s.sessions)]
+KeyRingDep = Annotated[KeyRing, part(lambda s: s.keyring)]
+MetricsDep = Annotated[Metrics, part(lambda s: s.metrics)]
+LifecycleDep = Annotated[Lifecycle, part(lambda s: s.lifecycle)]
+ProbesDep = Annotated[dict[str, Probe], part(lambda s: s.probes)]

@@ -40,8 +40,8 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     if first.get("type") == "json_invalid":
         problem = str(first.get("ctx", {}).get("error", "invalid JSON"))
         if problem.endswith("lone UTF-16 surrogate, which is not text; send valid Unicode"):  # app.api.routing
-            param = problem.split("'")[1]
-            return InvalidRequest(f"Invalid value for '{param}': {problem}", param=param, code="invalid_value")
+            field = problem.split("'")[1]
+            return InvalidRequest(f"Invalid value for '{field}': {problem}", param=field, code="invalid_value")
         return InvalidRequest(
             f"We could not parse the JSON body of your request ({problem}). "
             "Send valid JSON with Content-Type: application/json.",
@@ -51,7 +51,7 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     # Drop pydantic's union branch tags (e.g. `str`, `list[TextPart]`) from the location.
     loc = [p for p in loc if not (p[:1].islower() and ("[" in p or p in {"str", "int", "float", "bool"}))]
     param = ".".join(loc) or None
-    message = first.get("msg", "invalid value")
+    message: str = first.get("msg") or "invalid value"
     if first.get("type") == "missing":
         message = f"'{param}' is a required property"
     elif param:

@@ -113,8 +113,7 @@ class KeyRing:
                 found = identity
         if found is not None:
             return found
-        identity = self._db.get(digest)
-        return identity
+        return self._db.get(digest)
 
     async def resolve(self, key: str) -> Identity | None:
         identity = self.lookup(key)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 import structlog
 
@@ -59,7 +60,7 @@ def scrub_value(value: object) -> object:
     return scrub(repr(value))
 
 
-def _scrub_event(_: object, __: str, event: dict) -> dict:
+def _scrub_event(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return {key: scrub_value(value) for key, value in event.items()}
 
 

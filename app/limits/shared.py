@@ -95,7 +95,7 @@ class RedisLimiter:
 
     async def _run(self, key_id: str, rpm: int | None, tpm: int | None, op: str, tokens: int) -> list:
         keys = [f"{KEY_PREFIX}{key_id}:req", f"{KEY_PREFIX}{key_id}:tok"]
-        args = [rpm or 0, tpm or 0, op, tokens]
+        args: list[int | str] = [rpm or 0, tpm or 0, op, tokens]
         try:
             return await self.script(keys=keys, args=args)
         except Exception:

@@ -128,7 +128,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
             temperature=self.temperature,
             top_p=self.top_p,
             max_tokens=self.requested_max_tokens,
-            stop=self.stop,  # type: ignore[arg-type]  # a list after `_stop_list`
+            stop=[self.stop] if isinstance(self.stop, str) else self.stop,  # a list after `_stop_list`
             seed=self.seed,
         )
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable
@@ -33,6 +34,18 @@ class Piece:
     finish_reason: Any = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+
+
+def chat_result(total: ChatGenerationChunk | None) -> ChatResult:
+    """Streamed chunks, added up, as the one message `ainvoke` returns (text, usage, metadata)."""
+    if total is None:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=""))])
+    chunk = total.message
+    usage = chunk.usage_metadata if isinstance(chunk, AIMessageChunk) else None
+    message = AIMessage(
+        content=chunk.content, usage_metadata=usage, response_metadata=chunk.response_metadata, id=chunk.id
+    )
+    return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 class ProviderNotConfigured(ServiceUnavailable):
@@ -62,7 +75,7 @@ class ChatModelStream:
         chunks = self.chat_model.astream(list(messages), **self.provider.call_kwargs(params))
         try:
             async for chunk in chunks:
-                usage = chunk.usage_metadata or {}
+                usage: dict[str, Any] = dict(chunk.usage_metadata or {})
                 metadata = chunk.response_metadata or {}
                 yield Piece(
                     text=chunk.content if isinstance(chunk.content, str) else chunk.text,

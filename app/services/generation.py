@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -95,7 +95,7 @@ class Generator:
 
     async def generate(
         self, model: str | None, messages: Sequence[BaseMessage], params: Sampling
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Text deltas then one `Finished`; raises `APIError` before the first token, `StreamStarted` after.
 
         The key's tokens are reserved once, for the worst case, and released at the end (a key's 429 is
@@ -115,7 +115,7 @@ class Generator:
 
     async def _candidates(
         self, primary: ModelHandle, messages: Sequence[BaseMessage], params: Sampling, started: float
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """The primary model, then its fallbacks while the failure is the model's, not the request's."""
         candidates = [primary, *(self.registry.get(name) for name in primary.spec.fallbacks)]
         clock = _FirstToken(started)
@@ -139,7 +139,7 @@ class Generator:
 
     async def _attempts(
         self, handle: ModelHandle, messages: Sequence[BaseMessage], params: Sampling, clock: _FirstToken
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """One model, retried with backoff (`retries` in its entry) while the failure is retryable."""
         attempts = handle.spec.retries + 1
         for attempt in range(attempts):
@@ -171,7 +171,7 @@ class Generator:
 
     async def _in_slot(
         self, handle: ModelHandle, messages: Sequence[BaseMessage], params: Sampling, clock: _FirstToken
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """One attempt in one of the model's queue slots; usage reported even when cut short."""
         pieces, charged = 0, False
         async with handle.slots.hold() as waited:
@@ -200,7 +200,7 @@ class Generator:
 
     async def _read(
         self, handle: ModelHandle, messages: Sequence[BaseMessage], params: dict[str, Any]
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Read the model's stream once: timeouts enforced, the stream closed whatever happens."""
         if handle.stream is None or handle.state == "not_configured":
             raise ServiceUnavailable(

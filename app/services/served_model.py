@@ -14,13 +14,14 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
 from app.core.errors import PayloadTooLarge
 from app.core.sampling import Sampling
+from app.providers.base import chat_result
 from app.services.events import Delta, Usage
 from app.services.generation import Generator
 
@@ -125,9 +126,4 @@ class ServedChatModel(BaseChatModel):
         async for chunk in self._astream(messages, stop, run_manager, **kwargs):
             total = chunk if total is None else total + chunk
         assert total is not None  # generate() always ends with Finished
-        message = AIMessage(
-            content=total.message.content,
-            usage_metadata=total.message.usage_metadata,
-            response_metadata=total.message.response_metadata,
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return chat_result(total)

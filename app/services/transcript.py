@@ -72,36 +72,17 @@ def new_session_id() -> str:
 
 
 def message_out(row: MessageRow) -> MessageOut:
-    usage = None
+    """A stored message as the API shows it: the row's fields, and its token counts as `usage`."""
+    message = MessageOut.model_validate(row, from_attributes=True)
     if row.prompt_tokens is not None and row.completion_tokens is not None:
-        usage = UsageOut(
-            prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens,
-            total_tokens=row.prompt_tokens + row.completion_tokens,
+        total = row.prompt_tokens + row.completion_tokens
+        message.usage = UsageOut(
+            prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens, total_tokens=total
         )
-    return MessageOut(
-        id=row.id,
-        session_id=row.session_id,
-        role=row.role,  # type: ignore[arg-type]
-        content=row.content,
-        status=row.status,  # type: ignore[arg-type]
-        reply_to=row.reply_to,
-        model=row.model,
-        usage=usage,
-        latency_ms=row.latency_ms,
-        finish_reason=row.finish_reason,
-        error=row.error,
-        created_at=row.created_at,
-    )
+    return message
 
 
 def session_out(row: SessionRow, message_count: int = 0) -> SessionOut:
-    return SessionOut(
-        id=row.id,
-        title=row.title,
-        model=row.model,
-        system_prompt=row.system_prompt,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        message_count=message_count,
-    )
+    session = SessionOut.model_validate(row, from_attributes=True)
+    session.message_count = message_count
+    return session

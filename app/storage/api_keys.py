@@ -10,7 +10,7 @@ key's id (`db:<n>`): `rotate_key` replaces a key and hands its conversations to 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,15 +57,7 @@ class KeyRecord:
 
 
 def _record(row: Any) -> KeyRecord:
-    return KeyRecord(
-        id=row.id,
-        name=row.name,
-        prefix=row.prefix,
-        rpm=row.rpm,
-        tpm=row.tpm,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
+    return KeyRecord(**{field.name: getattr(row, field.name) for field in fields(KeyRecord)})
 
 
 async def create_key(

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -162,9 +162,9 @@ async def _close(conn: AsyncConnection) -> None:
             await conn.close()
 
 
-async def _shielded(coro: object) -> None:
+async def _shielded(coro: Awaitable[None]) -> None:
     """Finish a release even if the caller is being cancelled (a client that left mid-turn)."""
-    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(coro)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

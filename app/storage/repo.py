@@ -38,15 +38,9 @@ class SessionRow:
 
     @classmethod
     def of(cls, row: Row[Any]) -> SessionRow:
-        return cls(
-            id=row.id,
-            identity=row.identity,
-            title=row.title,
-            model=row.model,
-            system_prompt=row.system_prompt,
-            created_at=as_utc(row.created_at),
-            updated_at=as_utc(row.updated_at),
-        )
+        values: dict[str, Any] = {name: getattr(row, name) for name in cls.__slots__}
+        values.update(created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at))
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +65,7 @@ class MessageRow:
         return cls(
             **{name: getattr(row, name) for name in cls.__slots__ if name != "created_at"},
             created_at=as_utc(row.created_at),
-        )  # type: ignore[arg-type]
+        )
 
 
 # -- sessions ---------------------------------------------------------------------------------------
@@ -188,11 +182,13 @@ async def add_message(
 ) -> MessageRow:
     """Append a message at the end of the conversation and mark the session active."""
     now = now or utcnow()
-    seq = (
+    last: int = (
         await conn.scalar(
             select(func.coalesce(func.max(chat_messages.c.seq), 0)).where(chat_messages.c.session_id == session_id)
         )
-    ) + 1
+        or 0
+    )
+    seq = last + 1
     values: dict[str, Any] = {
         "session_id": session_id,
         "seq": seq,

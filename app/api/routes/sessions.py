@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse
 
+from app.api.answers import sse_answer
 from app.api.cancellation import ClientDisconnected, until_disconnect
 from app.api.deps import IdentityDep, SessionsDep, SettingsDep
 from app.api.responses import JSONResponse
@@ -38,7 +38,6 @@ from app.services.turns import Turn, TurnDone, TurnFailed, turn_frame
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=SlipwayRoute)
 
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: One server-sent event: a JSON frame (`delta`, `done`, `error`), and `[DONE]` last.
 SSE_EVENT_SCHEMA = {
     "type": "object",
@@ -118,14 +117,7 @@ async def post_message(
             if turn.phase != "done":
                 turn.cancel("client_disconnected")
         return JSONResponse(done.message.model_dump(mode="json"), headers={"X-Slipway-Model": done.message.model or ""})
-    events = TurnStream(turn)
-    await events.first(settings.sse_ping_seconds)
-    return EventSourceResponse(
-        events.body(),
-        headers=STREAM_HEADERS,
-        ping=settings.sse_ping_seconds,
-        client_close_handler_callable=lambda _msg: events.aclose(),
-    )
+    return await sse_answer(TurnStream(turn), settings.sse_ping_seconds)
 
 
 class JSONLResponse(Response):
