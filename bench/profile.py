@@ -17,7 +17,7 @@ from bench.overhead import load
 
 #: Layer of a source file, by the first pattern that matches its path.
 LAYERS: list[tuple[str, str]] = [
-    (r"/work/main/app/|/app/(api|services|providers|core|auth|limits|observability|hardening|storage)/", "slipway (app/)"),
+    (r"/work/main/app/|/app/(api|middleware|protocol|services|providers|core|auth|limits|observability|storage|cli)/", "slipway (app/)"),
     (r"site-packages/(fastapi|starlette|sse_starlette|uvicorn|anyio|httptools|websockets)/", "framework (FastAPI, Starlette, uvicorn)"),
     (r"site-packages/(pydantic|pydantic_core)/", "validation (pydantic)"),
     (r"site-packages/(orjson)|/json/", "serialisation (JSON)"),

@@ -116,11 +116,20 @@ class KeyRing:
         return self._db.get(digest)
 
     async def resolve(self, key: str) -> Identity | None:
+        """A key the ring does not know is looked up once more in the database, by a refresh that
+        starts after it was presented: at most one per `MISS_REFRESH_S`, shared by every waiting caller,
+        so a key created a moment ago works at once (after up to a second) and a flood of wrong keys
+        costs one query per second."""
         identity = self.lookup(key)
-        if identity is None and self._loader is not None and time.monotonic() - self._last_refresh >= MISS_REFRESH_S:
+        if identity is not None or self._loader is None:
+            return identity
+        missed_at = time.monotonic()
+        wait_s = self._last_refresh + MISS_REFRESH_S - missed_at
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        if self._last_refresh < missed_at or self._inflight is not None:
             await self.refresh()
-            identity = self.lookup(key)
-        return identity
+        return self.lookup(key)
 
     async def refresh(self) -> None:
         """Reload the database's keys; concurrent callers share one query."""

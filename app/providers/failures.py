@@ -165,6 +165,3 @@ def generic_classify(
         return GenerationError(f"{name}: {host} reported an error: {detail}")
     return GenerationError(f"{name}: generation failed ({type(exc).__name__})")
 
-
-def is_retryable(err: APIError) -> bool:
-    return err.retryable

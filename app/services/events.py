@@ -35,7 +35,6 @@ class Finished:
     finish_reason: str
     usage: Usage
     model: str
-    queue_wait_s: float = 0.0
     fallback_from: str | None = None
 
 

@@ -182,7 +182,6 @@ class Generator:
                 try:
                     async for event in events:
                         if isinstance(event, Finished):
-                            event.queue_wait_s = waited
                             charged = True
                             self.hooks.finished(event)
                         else:
