@@ -198,23 +198,9 @@ def list_models(
 
 def entry_state(spec: ModelSpec, settings: Settings) -> str:
     """What can be told without reaching the model: the GGUF is there, the key variable is set."""
-    if spec.provider == "local":
-        if spec.path is not None:
-            return "GGUF found" if Path(spec.path).expanduser().is_file() else f"MISSING GGUF {spec.path}"
-        from app.providers.llama_cpp import LocalModelError, packaged_model_path
+    from app.providers.registry import PROVIDERS
 
-        try:
-            packaged_model_path()
-        except LocalModelError as exc:
-            return f"MISSING: {exc}"
-        return "packaged model installed"
-    if spec.api_key_env:
-        return (
-            f"key in ${spec.api_key_env}" if settings.env_secret(spec.api_key_env) else f"MISSING ${spec.api_key_env}"
-        )
-    if spec.provider == "gemini":
-        return "MISSING $GOOGLE_API_KEY" if not settings.env_secret("GOOGLE_API_KEY") else "key in $GOOGLE_API_KEY"
-    return f"at {spec.base_url or settings.ollama_host or 'http://localhost:11434'}"
+    return PROVIDERS.get(spec.provider).setup_state(spec, settings)
 
 
 @cli.command("chat")

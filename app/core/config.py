@@ -126,8 +126,6 @@ def _dotenv_values() -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-
-
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()

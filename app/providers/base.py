@@ -135,3 +135,10 @@ class Provider:
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         """A provider library's exception as an APIError (503/504/429...), or None if unknown."""
         return None
+
+    def setup_state(self, spec: ModelSpec, settings: Settings) -> str:
+        """What `python -m app models` can tell without reaching the model (a key set, a file there)."""
+        if spec.api_key_env:
+            variable = spec.api_key_env
+            return f"key in ${variable}" if settings.env_secret(variable) else f"MISSING ${variable}"
+        return f"at {spec.base_url}" if spec.base_url else "configured"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
@@ -76,6 +77,26 @@ def _retryable(err: APIError) -> APIError:
     return err
 
 
+def _has(chain: list[BaseException], *kinds: type[BaseException]) -> bool:
+    return any(isinstance(e, kinds) for e in chain)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failure talking to a remote model, with what every rule below reads."""
+
+    exc: BaseException
+    chain: list[BaseException]
+    status: int | None
+    name: str
+    host: str
+    base_url: str | None
+    why: str
+    detail: str | None
+    url_hint: str
+    spec: ModelSpec
+
+
 def generic_classify(
     exc: BaseException,
     spec: ModelSpec,
@@ -88,80 +109,101 @@ def generic_classify(
 
     `detail` is the upstream's own (already shortened) explanation, appended where it helps;
     `url_hint` says where the operator sets the address (`base_url`, or `base_url` / OLLAMA_HOST).
+    The rules run in order: the connection (timeout, DNS, refused, broken), then the upstream's status.
     """
     if isinstance(exc, APIError):
         return exc
-    host = host_of(base_url)
-    name = f"model {spec.name!r}"
-    why = f" ({detail})" if detail else ""
-    chain = _chain(exc)
-    if any(
-        isinstance(e, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError, ModelTimeoutError)) for e in chain
-    ):
+    failure = _Failure(
+        exc=exc,
+        chain=_chain(exc),
+        status=status_of(exc),
+        name=f"model {spec.name!r}",
+        host=host_of(base_url),
+        base_url=base_url,
+        why=f" ({detail})" if detail else "",
+        detail=detail,
+        url_hint=url_hint,
+        spec=spec,
+    )
+    return _connection_error(failure) or _status_error(failure) or _other_error(failure)
+
+
+def _connection_error(f: _Failure) -> APIError | None:
+    """Timeouts and transport failures: the model may answer on another try (retryable)."""
+    if _has(f.chain, httpx.TimeoutException, asyncio.TimeoutError, TimeoutError, ModelTimeoutError):
         return _retryable(
             UpstreamTimeout(
-                f"{name}: {host} did not answer in time; raise `timeout_s` for this model or check the server's load"
+                f"{f.name}: {f.host} did not answer in time; raise `timeout_s` for this model or check the server's load"
             )
         )
-    if any(isinstance(e, socket.gaierror) for e in chain):
-        hostname = urlsplit(base_url if base_url and "://" in base_url else f"http://{base_url}").hostname or host
+    if _has(f.chain, socket.gaierror):
+        url = f.base_url if f.base_url and "://" in f.base_url else f"http://{f.base_url}"
+        hostname = urlsplit(url).hostname or f.host
         return _retryable(
             ServiceUnavailable(
-                f"{name}: cannot resolve the host name {hostname!r} (DNS lookup failed); check the host in {url_hint}",
+                f"{f.name}: cannot resolve the host name {hostname!r} (DNS lookup failed); "
+                f"check the host in {f.url_hint}",
                 code="upstream_unreachable",
             )
         )
-    if any(isinstance(e, (httpx.ConnectError, ConnectionRefusedError)) for e in chain):
+    if _has(f.chain, httpx.ConnectError, ConnectionRefusedError):
         return _retryable(
             ServiceUnavailable(
-                f"{name}: cannot connect to {host} ({type(chain[-1]).__name__}); "
-                f"check that the server is running there and that {url_hint} is right",
+                f"{f.name}: cannot connect to {f.host} ({type(f.chain[-1]).__name__}); "
+                f"check that the server is running there and that {f.url_hint} is right",
                 code="upstream_unreachable",
             )
         )
-    if any(isinstance(e, (httpx.TransportError, ConnectionError, ModelConnectionError)) for e in chain):
+    if _has(f.chain, httpx.TransportError, ConnectionError, ModelConnectionError):
         return _retryable(
             ServiceUnavailable(
-                f"{name}: the connection to {host} failed ({type(chain[-1]).__name__}); "
-                f"retry, or check the server and {url_hint}",
+                f"{f.name}: the connection to {f.host} failed ({type(f.chain[-1]).__name__}); "
+                f"retry, or check the server and {f.url_hint}",
                 code="upstream_unreachable",
             )
         )
-    status = status_of(exc)
-    if status == 429 or (status is None and any(isinstance(e, ModelRateLimitError) for e in chain)):
+    return None
+
+
+def _status_error(f: _Failure) -> APIError | None:
+    """What the upstream's status (or LangChain's error class, when no status is known) says."""
+    status, unknown = f.status, f.status is None
+    if status == 429 or (unknown and _has(f.chain, ModelRateLimitError)):
         return _retryable(
             RateLimited(
-                f"{name}: {host} is rate limiting requests; retry later{why}",
+                f"{f.name}: {f.host} is rate limiting requests; retry later{f.why}",
                 code="upstream_rate_limited",
                 headers={"Retry-After": "5"},
             )
         )
-    if (status is not None and status >= 500) or (status is None and any(isinstance(e, ModelAPIError) for e in chain)):
+    if (status is not None and status >= 500) or (unknown and _has(f.chain, ModelAPIError)):
         shown = f"HTTP {status}" if status else "a server error"
         return _retryable(
             ServiceUnavailable(
-                f"{name}: {host} failed with {shown}{why}; retry later or check its logs", code="upstream_error"
+                f"{f.name}: {f.host} failed with {shown}{f.why}; retry later or check its logs", code="upstream_error"
             )
         )
-    if status in (401, 403) or any(
-        isinstance(e, (ModelAuthenticationError, ModelPermissionDeniedError)) for e in chain
-    ):
+    if status in (401, 403) or _has(f.chain, ModelAuthenticationError, ModelPermissionDeniedError):
         return ServiceUnavailable(
-            f"{name}: {host} refused the credentials (HTTP {status}); check {spec.api_key_env or 'the API key'}",
+            f"{f.name}: {f.host} refused the credentials (HTTP {status}); check {f.spec.api_key_env or 'the API key'}",
             code="upstream_auth_failed",
         )
-    if status == 404 or any(isinstance(e, ModelNotFoundError) for e in chain):
+    if status == 404 or _has(f.chain, ModelNotFoundError):
         return ServiceUnavailable(
-            f"{name}: {host} does not serve the model {spec.upstream_model!r}{why}; check `model` in the models file",
+            f"{f.name}: {f.host} does not serve the model {f.spec.upstream_model!r}{f.why}; "
+            "check `model` in the models file",
             code="upstream_model_not_found",
         )
     if status is not None and 400 <= status < 500:
         return GenerationError(
-            f"{name}: {host} rejected the request (HTTP {status}){why}",
+            f"{f.name}: {f.host} rejected the request (HTTP {status}){f.why}",
             status_code=400,
             code="upstream_bad_request",
         )
-    if detail:
-        return GenerationError(f"{name}: {host} reported an error: {detail}")
-    return GenerationError(f"{name}: generation failed ({type(exc).__name__})")
+    return None
 
+
+def _other_error(f: _Failure) -> APIError:
+    if f.detail:
+        return GenerationError(f"{f.name}: {f.host} reported an error: {f.detail}")
+    return GenerationError(f"{f.name}: generation failed ({type(f.exc).__name__})")

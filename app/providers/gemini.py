@@ -45,6 +45,10 @@ class GeminiProvider(Provider):
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         return _classify(exc, spec)
 
+    def setup_state(self, spec: ModelSpec, settings: Settings) -> str:
+        variable = key_env(spec)
+        return f"key in ${variable}" if settings.env_secret(variable) else f"MISSING ${variable}"
+
 
 def _chat_model(model: str, spec: ModelSpec, settings: Settings) -> BaseChatModel:
     variable = key_env(spec)

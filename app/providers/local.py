@@ -3,6 +3,8 @@ SmolLM2-135M-Instruct when the entry names no file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from langchain_core.language_models import BaseChatModel
 
 from app.core.config import Settings
@@ -39,6 +41,15 @@ class LocalProvider(Provider):
             seed=p.seed,
             stop=p.stop,
         )
+
+    def setup_state(self, spec: ModelSpec, settings: Settings) -> str:
+        if spec.path is not None:
+            return "GGUF found" if Path(spec.path).expanduser().is_file() else f"MISSING GGUF {spec.path}"
+        try:
+            packaged_model_path()
+        except LocalModelError as exc:
+            return f"MISSING: {exc}"
+        return "packaged model installed"
 
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         if isinstance(exc, LocalModelError):

@@ -61,6 +61,9 @@ class OllamaProvider(Provider):
             client_kwargs={"timeout": timeout},
         )
 
+    def setup_state(self, spec: ModelSpec, settings: Settings) -> str:
+        return f"at {host(spec, settings)}"
+
     def call_kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         """Ollama takes sampling parameters as `options`; passing them all there overrides the defaults."""
         options = {OPTION_NAMES[k]: v for k, v in params.items() if k in OPTION_NAMES and v is not None}

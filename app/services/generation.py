@@ -27,6 +27,7 @@ from app.core.errors import APIError, ServiceUnavailable, UpstreamTimeout
 from app.core.lifecycle import Lifecycle
 from app.core.sampling import Sampling
 from app.limits.ledger import release_tokens, reserve_tokens
+from app.providers.base import Stream
 from app.providers.failures import generic_classify
 from app.providers.registry import ModelHandle, ModelRegistry
 from app.services.events import Delta, Event, Finished, StreamStarted, Usage
@@ -201,35 +202,17 @@ class Generator:
         self, handle: ModelHandle, messages: Sequence[BaseMessage], params: dict[str, Any]
     ) -> AsyncGenerator[Event, None]:
         """Read the model's stream once: timeouts enforced, the stream closed whatever happens."""
-        if handle.stream is None or handle.state == "not_configured":
-            raise ServiceUnavailable(
-                handle.detail or f"model {handle.name!r} is not configured", code="provider_not_configured"
-            )
-        if handle.state == "loading":
-            raise ServiceUnavailable(
-                f"model {handle.name!r} is still loading; retry shortly", headers={"Retry-After": "5"}
-            )
-        spec = handle.spec
-        first_timeout = min(spec.first_token_timeout_s or self.settings.default_first_token_timeout_s,
-                            spec.timeout_s or self.settings.default_timeout_s)  # fmt: skip
-        total_timeout = spec.timeout_s or self.settings.default_timeout_s
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        stream = _ready(handle).stream(messages, params)
+        deadline = _Deadline(handle, self.settings)
         usage = Usage()
         finish: str | None = None
-        stream = handle.stream.stream(messages, params)
-        got_token = False
-        deadline = started + first_timeout
         try:
             while True:
                 # The deadline is applied to each wait for a chunk, in whichever task is consuming: a
                 # streamed response pulls its first event in one task and the rest in another, and an
                 # `asyncio.timeout` around the whole loop would only ever cancel the first.
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise TimeoutError
                 try:
-                    async with asyncio.timeout(remaining):
+                    async with asyncio.timeout(deadline.remaining()):
                         piece = await anext(stream)
                 except StopAsyncIteration:
                     break
@@ -237,17 +220,10 @@ class Generator:
                 usage.completion_tokens += piece.completion_tokens or 0
                 finish = finish_reason(piece.finish_reason) or finish
                 if piece.text:
-                    if not got_token:
-                        got_token = True
-                        deadline = started + total_timeout
+                    deadline.got_token()
                     yield Delta(text=piece.text, model=handle.name)
         except TimeoutError:
-            phase = "the total" if got_token else "the first-token"
-            timeout_error = UpstreamTimeout(
-                f"model {handle.name!r} exceeded {phase} timeout ({total_timeout if got_token else first_timeout:g} s)"
-            )
-            timeout_error.retryable = True  # before the first token: retry, fall back
-            raise timeout_error from None
+            raise deadline.error() from None
         finally:
             await stream.aclose()  # type: ignore[attr-defined]  # an async generator underneath
         yield Finished(finish_reason=finish or "stop", usage=usage, model=handle.name)
@@ -265,6 +241,45 @@ class Generator:
         if error is None:
             error = generic_classify(exc, handle.spec, handle.spec.base_url)
         log.warning("model %s: %s", handle.name, error.message)
+        return error
+
+
+def _ready(handle: ModelHandle) -> Stream:
+    """The model's stream, or 503 while it is not configured or still loading."""
+    if handle.stream is None or handle.state == "not_configured":
+        raise ServiceUnavailable(
+            handle.detail or f"model {handle.name!r} is not configured", code="provider_not_configured"
+        )
+    if handle.state == "loading":
+        raise ServiceUnavailable(f"model {handle.name!r} is still loading; retry shortly", headers={"Retry-After": "5"})
+    return handle.stream
+
+
+class _Deadline:
+    """The first-token timeout until the first token, then the total timeout, both from the start."""
+
+    def __init__(self, handle: ModelHandle, settings: Settings) -> None:
+        spec = handle.spec
+        self.name = handle.name
+        self.total_s = spec.timeout_s or settings.default_timeout_s
+        self.first_s = min(spec.first_token_timeout_s or settings.default_first_token_timeout_s, self.total_s)
+        self.loop = asyncio.get_running_loop()
+        self.started = self.loop.time()
+        self.first_token = False
+
+    def remaining(self) -> float:
+        left = self.started + (self.total_s if self.first_token else self.first_s) - self.loop.time()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    def got_token(self) -> None:
+        self.first_token = True
+
+    def error(self) -> UpstreamTimeout:
+        phase, limit = ("the total", self.total_s) if self.first_token else ("the first-token", self.first_s)
+        error = UpstreamTimeout(f"model {self.name!r} exceeded {phase} timeout ({limit:g} s)")
+        error.retryable = not self.first_token  # before the first token: retry, fall back
         return error
 
 
