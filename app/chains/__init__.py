@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 from app.chains.chat import ChatInput, chat
+from app.chains.extract import ExtractInput, extract
 from app.chains.inputs import ChainInput
 from app.chains.qa import QAInput, qa
 from app.chains.summarize import SummarizeInput, summarize
@@ -48,6 +49,7 @@ CHAINS: dict[str, ChainSpec] = {
         ChainSpec("chat", chat, "Answer a question given a system prompt and the conversation so far.", ChatInput),
         ChainSpec("summarize", summarize, "Summarise a text in at most N sentences.", SummarizeInput),
         ChainSpec("qa", qa, "Answer a question from the given context only, or say it does not know.", QAInput),
+        ChainSpec("extract", extract, "Extract an object matching a JSON Schema from a text.", ExtractInput),
     )
 }
 
@@ -67,4 +69,4 @@ def get_chain(name: str, model: BaseChatModel | None = None) -> ChainSpec | Runn
     return spec if model is None else spec.factory(model)
 
 
-__all__ = ["CHAINS", "ChainSpec", "UnknownChain", "chat", "get_chain", "qa", "summarize"]
+__all__ = ["CHAINS", "ChainSpec", "UnknownChain", "chat", "extract", "get_chain", "qa", "summarize"]

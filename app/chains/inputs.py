@@ -31,7 +31,7 @@ def validated(model: type[ChainInput]) -> RunnableLambda:
 
     def check(value: Any) -> dict[str, Any]:
         if isinstance(value, model):
-            return value.model_dump()
-        return model.model_validate(value).model_dump()
+            return value.model_dump(by_alias=True)
+        return model.model_validate(value).model_dump(by_alias=True)
 
     return RunnableLambda(check, name=f"validate_{model.__name__}")

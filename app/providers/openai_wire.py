@@ -15,15 +15,17 @@ servers that notice (vLLM, llama.cpp's server).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 import orjson
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from app.core.config import Settings
 from app.core.models_file import ModelSpec
+from app.core.output import TEXT, OutputSpec
 from app.providers.base import Piece
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool", "chat": "user"}
@@ -47,7 +49,36 @@ class UpstreamHTTPError(Exception):
 
 
 def message_dict(message: BaseMessage) -> dict[str, Any]:
-    return {"role": ROLES.get(message.type, message.type), "content": message.content}
+    out: dict[str, Any] = {"role": ROLES.get(message.type, message.type), "content": message.content}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["args"])}}
+            for c in message.tool_calls
+        ]
+    elif isinstance(message, ToolMessage):
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def output_fields(output: OutputSpec) -> dict[str, Any]:
+    """The answer's shape as OpenAI's request fields (passed through: the upstream enforces them)."""
+    fields: dict[str, Any] = {}
+    if output.tools:
+        fields["tools"] = [t.openai() for t in output.tools]
+        choice = output.tool_choice
+        named = choice not in ("none", "auto", "required")
+        fields["tool_choice"] = {"type": "function", "function": {"name": choice}} if named else choice
+        if not output.parallel_tool_calls:
+            fields["parallel_tool_calls"] = False
+    if output.json_schema is not None:
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": output.schema_name, "schema": output.json_schema, "strict": True},
+        }
+    elif output.json_object:
+        fields["response_format"] = {"type": "json_object"}
+    return fields
 
 
 def _error_message(raw: bytes) -> str | None:
@@ -90,7 +121,7 @@ class OpenAIWire:
             self._client = httpx.AsyncClient(timeout=self._timeout, limits=self._limits)
         return self._client
 
-    def body(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> bytes:
+    def body(self, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec = TEXT) -> bytes:
         request = {
             "model": self.model,
             "messages": [message_dict(m) for m in messages],
@@ -98,11 +129,15 @@ class OpenAIWire:
             "stream_options": {"include_usage": True},
             **self.defaults,
             **{WIRE_NAMES[k]: v for k, v in params.items() if k in WIRE_NAMES and v is not None},
+            **output_fields(output),
         }
         return orjson.dumps(request)
 
-    async def stream(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> AsyncIterator[Piece]:
-        async with self.client.stream("POST", self.url, content=self.body(messages, params), headers=self.headers) as r:
+    async def stream(
+        self, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec = TEXT
+    ) -> AsyncIterator[Piece]:
+        body = self.body(messages, params, output)
+        async with self.client.stream("POST", self.url, content=body, headers=self.headers) as r:
             if r.status_code >= 400:
                 raise UpstreamHTTPError(r.status_code, _error_message(await r.aread()))
             async for line in r.aiter_lines():
@@ -120,7 +155,9 @@ class OpenAIWire:
                 choices = event.get("choices")
                 if choices:
                     choice = choices[0]
-                    piece.text = (choice.get("delta") or {}).get("content") or ""
+                    delta = choice.get("delta") or {}
+                    piece.text = delta.get("content") or ""
+                    piece.tool_calls = delta.get("tool_calls") or None
                     piece.finish_reason = choice.get("finish_reason")
                 usage = event.get("usage")
                 if usage:

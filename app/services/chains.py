@@ -59,7 +59,7 @@ def describe(registry: ModelRegistry) -> dict[str, Any]:
 def check_input(spec: ChainSpec, value: dict[str, Any], where: str) -> dict[str, Any]:
     """The input validated by the chain's model, or a 400 naming the first bad field."""
     try:
-        return spec.input_model.model_validate(value).model_dump()
+        return spec.input_model.model_validate(value).model_dump(by_alias=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join([where, *(str(p) for p in first["loc"])])

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import jsonschema
 import orjson
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolCall, ToolMessage
 
-from app.core.errors import APIError, InvalidRequest, PayloadTooLarge
+from app.core.errors import APIError, InvalidRequest, PayloadTooLarge, UpstreamFormatError
+from app.core.output import OutputSpec
 from app.core.sampling import Sampling
 from app.protocol import openai as protocol
 from app.protocol.openai import ChatCompletionRequest, ChatMessage
 from app.providers.registry import ModelHandle
-from app.services.events import Delta, Finished, StreamStarted
+from app.services.events import Delta, Event, Finished, StreamStarted, Usage
 from app.services.first_event import FirstEvent
-from app.services.generation import Generator, collect
+from app.services.generation import Generator
+from app.services.tool_calls import ToolCalls
 
 
 def to_langchain(messages: list[ChatMessage], system_prompt: str | None) -> list[BaseMessage]:
@@ -24,16 +28,43 @@ def to_langchain(messages: list[ChatMessage], system_prompt: str | None) -> list
     out: list[BaseMessage] = []
     if system_prompt and not any(m.role in ("system", "developer") for m in messages):
         out.append(SystemMessage(system_prompt))
-    for m in messages:
+    for index, m in enumerate(messages):
         if m.role in ("system", "developer"):
             out.append(SystemMessage(m.text))
         elif m.role == "user":
             out.append(HumanMessage(m.text))
         elif m.role == "assistant":
-            out.append(AIMessage(m.text))
+            out.append(AIMessage(m.text, tool_calls=_tool_calls(m, index)))
+        elif m.role == "function":  # legacy: a function's result, answering the call named after it
+            out.append(ToolMessage(m.text, tool_call_id=_legacy_id(m.name or "")))
         else:
-            out.append(ToolMessage(m.text, tool_call_id=str((m.model_extra or {}).get("tool_call_id", ""))))
+            out.append(ToolMessage(m.text, tool_call_id=m.tool_call_id or ""))
     return out
+
+
+def _tool_calls(message: ChatMessage, index: int) -> list[ToolCall]:
+    calls = [(c.id, c.function) for c in message.tool_calls or []]
+    if message.function_call is not None:
+        calls.append((_legacy_id(message.function_call.name), message.function_call))
+    out = []
+    for position, (call_id, function) in enumerate(calls):
+        try:
+            args = json.loads(function.arguments or "{}")
+        except ValueError:
+            args = None
+        if not isinstance(args, dict):
+            raise InvalidRequest(
+                f"the arguments of tool call {call_id!r} are not a JSON object",
+                param=f"messages.{index}.tool_calls.{position}.function.arguments",
+                code="invalid_value",
+            )
+        out.append(ToolCall(name=function.name, args=args, id=call_id))
+    return out
+
+
+def _legacy_id(name: str) -> str:
+    """The legacy `functions` API has no call ids: a call and its result are matched by the name."""
+    return f"call_{name}"
 
 
 @dataclass
@@ -44,6 +75,22 @@ class Prepared:
     handle: ModelHandle
     messages: list[BaseMessage]
     params: Sampling
+    output: OutputSpec
+
+    @property
+    def legacy(self) -> bool:
+        """The request used the legacy `functions`: calls are answered as `function_call`."""
+        return self.req.functions is not None
+
+    @property
+    def n(self) -> int:
+        return self.req.n or 1
+
+    def params_for(self, index: int) -> Sampling:
+        """Choice `index`'s sampling: with a seed, seed + index, so the choices differ reproducibly."""
+        if index and self.params.seed is not None:
+            return self.params.model_copy(update={"seed": self.params.seed + index})
+        return self.params
 
 
 class Completions:
@@ -57,17 +104,40 @@ class Completions:
         return prepare(self.generator, req)
 
     async def complete(self, prepared: Prepared) -> tuple[dict[str, Any], Finished]:
-        events = self.generator.generate(prepared.req.model, prepared.messages, prepared.params)
-        text, finished = await collect(events)
-        body = protocol.completion(
-            protocol.completion_id(),
-            protocol.now(),
-            finished.model,
-            text,
-            _openai_finish(finished.finish_reason),
-            finished.usage.as_dict(),
+        """The `n` choices, generated one after the other; usage adds them up."""
+        choices, usage, first = [], Usage(), None
+        for index in range(prepared.n):
+            text, tool_calls, finished = await self._choice(prepared, index)
+            first = first or finished
+            usage.prompt_tokens += finished.usage.prompt_tokens
+            usage.completion_tokens += finished.usage.completion_tokens
+            finish = _openai_finish(finished.finish_reason, bool(tool_calls), prepared.legacy)
+            choices.append(protocol.choice(index, text, finish, tool_calls, prepared.legacy))
+        assert first is not None
+        body = protocol.completion(protocol.completion_id(), protocol.now(), first.model, choices, usage.as_dict())
+        return body, first
+
+    async def _choice(self, prepared: Prepared, index: int) -> tuple[str, list[dict[str, Any]] | None, Finished]:
+        events = self.generator.generate(
+            prepared.req.model, prepared.messages, prepared.params_for(index), prepared.output
         )
-        return body, finished
+        parts: list[str] = []
+        calls = ToolCalls()
+        finished: Finished | None = None
+        try:
+            async for event in events:
+                if isinstance(event, Delta):
+                    parts.append(event.text)
+                    calls.add(event.tool_calls or [])
+                else:
+                    finished = event
+        except StreamStarted as exc:  # nothing was sent yet: the same error as before the first token
+            raise exc.error from None
+        assert finished is not None
+        text, tool_calls = "".join(parts), calls.result()
+        if not tool_calls:
+            check_json(text, prepared.output, finished.model)
+        return text, tool_calls, finished
 
     def stream(self, prepared: Prepared) -> ChatStream:
         return ChatStream(self.generator, prepared)
@@ -79,6 +149,8 @@ def prepare(generator: Generator, req: ChatCompletionRequest) -> Prepared:
     if refused:
         field, why = refused
         raise InvalidRequest(why, param=field, code="unsupported_parameter")
+    output = req.output()
+    handle.provider.check_output(output, handle.spec)
     spec = handle.spec
     if spec.max_messages and len(req.messages) > spec.max_messages:
         raise InvalidRequest(
@@ -94,11 +166,33 @@ def prepare(generator: Generator, req: ChatCompletionRequest) -> Prepared:
     if spec.max_tokens_cap and req.requested_max_tokens and req.requested_max_tokens > spec.max_tokens_cap:
         raise InvalidRequest(f"max_tokens is at most {spec.max_tokens_cap} for model {spec.name!r}", param="max_tokens")
     messages = to_langchain(req.messages, spec.system_prompt)
-    return Prepared(req=req, handle=handle, messages=messages, params=req.sampling())
+    return Prepared(req=req, handle=handle, messages=messages, params=req.sampling(), output=output)
 
 
-def _openai_finish(reason: str) -> str:
-    return "stop" if reason == "cancelled" else reason
+def _openai_finish(reason: str, called: bool = False, legacy: bool = False) -> str:
+    """OpenAI's finish reasons: a stream cut short by the client ends `stop`; a turn that called
+    tools ends `tool_calls` (Ollama and Gemini say `stop` there), `function_call` for legacy clients."""
+    if called and reason in ("stop", "tool_calls"):
+        return "function_call" if legacy else "tool_calls"
+    return "stop" if reason in ("cancelled", "tool_calls") else reason
+
+
+def check_json(text: str, output: OutputSpec, model: str) -> None:
+    """An answer asked to be JSON (of a schema) that is not: 502 saying how, rather than a body a
+    client's parser would fail on. The local model cannot fail this (a grammar); upstreams can."""
+    if not output.wants_json:
+        return
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UpstreamFormatError(f"model {model!r} answered with text that is not JSON ({exc})") from None
+    if output.json_schema is not None:
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(output.json_schema).iter_errors(value))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+            raise UpstreamFormatError(
+                f"model {model!r} answered with JSON that does not match the schema at {where}: {error.message}"
+            )
 
 
 def _sse(payload: dict) -> bytes:
@@ -113,9 +207,14 @@ class ChatStream:
     """
 
     def __init__(self, generator: Generator, prepared: Prepared) -> None:
+        self.generator = generator
+        self.prepared = prepared
         self.req = prepared.req
-        self.events = generator.generate(prepared.req.model, prepared.messages, prepared.params)
+        self.legacy = prepared.legacy
+        self.events = self._generate(0)
         self._events = FirstEvent(self.events)
+        self.calls = ToolCalls()
+        self.usage = Usage()
         self.cid = protocol.completion_id()
         self.created = protocol.now()
         self.model = prepared.handle.name
@@ -128,26 +227,24 @@ class ChatStream:
         if self._events.first is not None:
             self.model = self._events.first.model
 
+    def _generate(self, index: int) -> AsyncGenerator[Event, None]:
+        p = self.prepared
+        return self.generator.generate(p.req.model, p.messages, p.params_for(index), p.output)
+
     async def body(self) -> AsyncIterator[bytes]:
+        """Choice after choice (`n`), each with its `index`; one usage chunk for all of them."""
         self._body_started = True
-        role_sent = False
         try:
-            async for event in self._events:
-                self.model = event.model
-                if not role_sent:
-                    role_sent = True
-                    yield _sse(protocol.chunk(self.cid, self.created, self.model, {"role": "assistant", "content": ""}))
-                if isinstance(event, Delta):
-                    yield _sse(protocol.chunk(self.cid, self.created, self.model, {"content": event.text}))
-                else:
-                    self.finished = event
-                    yield _sse(
-                        protocol.chunk(self.cid, self.created, self.model, {}, _openai_finish(event.finish_reason))
-                    )
-                    if self.req.include_usage:
-                        usage_chunk = protocol.chunk(self.cid, self.created, self.model, None)
-                        usage_chunk["usage"] = event.usage.as_dict()
-                        yield _sse(usage_chunk)
+            for index in range(self.prepared.n):
+                if index:
+                    self.events, self.calls = self._generate(index), ToolCalls()
+                    self._events = FirstEvent(self.events)
+                async for chunk in self._choice(index):
+                    yield chunk
+            if self.req.include_usage:
+                usage_chunk = protocol.chunk(self.cid, self.created, self.model, None)
+                usage_chunk["usage"] = self.usage.as_dict()
+                yield _sse(usage_chunk)
         except StreamStarted as exc:
             yield _sse(exc.error.to_dict())
         except APIError as exc:
@@ -155,6 +252,33 @@ class ChatStream:
         finally:
             await self.events.aclose()
         yield b"data: [DONE]\n\n"
+
+    async def _choice(self, index: int) -> AsyncIterator[bytes]:
+        role_sent = False
+        async for event in self._events:
+            self.model = event.model
+            if not role_sent:
+                role_sent = True
+                role = {"role": "assistant", "content": ""}
+                yield _sse(protocol.chunk(self.cid, self.created, self.model, role, index=index))
+            if isinstance(event, Delta):
+                yield _sse(protocol.chunk(self.cid, self.created, self.model, self._delta(event), index=index))
+            else:
+                self.finished = event
+                self.usage.prompt_tokens += event.usage.prompt_tokens
+                self.usage.completion_tokens += event.usage.completion_tokens
+                finish = _openai_finish(event.finish_reason, bool(self.calls.calls), self.legacy)
+                yield _sse(protocol.chunk(self.cid, self.created, self.model, {}, finish, index=index))
+
+    def _delta(self, event: Delta) -> dict[str, Any]:
+        delta: dict[str, Any] = {"content": event.text} if event.text or not event.tool_calls else {}
+        if event.tool_calls:
+            fragments = self.calls.add(event.tool_calls)
+            if self.legacy:  # one call, as `function_call` fragments
+                delta["function_call"] = next((f["function"] for f in fragments if f["index"] == 0), {"arguments": ""})
+            else:
+                delta["tool_calls"] = fragments
+        return delta
 
     async def aclose(self) -> None:
         """The client left. Before the body started, stop generation here; once `body()` runs, its own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from app.core.errors import APIError
 
@@ -28,6 +29,8 @@ class Usage:
 class Delta:
     text: str
     model: str
+    #: Tool-call fragments (OpenAI's streamed format, see `Piece.tool_calls`), when the model calls tools.
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)

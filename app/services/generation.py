@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -25,6 +26,7 @@ from langchain_core.messages import BaseMessage
 from app.core.config import Settings
 from app.core.errors import APIError, ServiceUnavailable, UpstreamTimeout
 from app.core.lifecycle import Lifecycle
+from app.core.output import TEXT, OutputSpec
 from app.core.sampling import Sampling
 from app.limits.ledger import release_tokens, reserve_tokens
 from app.providers.base import Stream
@@ -47,6 +49,8 @@ FINISH_REASONS = {
     "max_tokens": "length",
     "content_filter": "content_filter",
     "cancelled": "cancelled",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
     # Gemini
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -95,7 +99,7 @@ class Generator:
         return self.registry.settings
 
     async def generate(
-        self, model: str | None, messages: Sequence[BaseMessage], params: Sampling
+        self, model: str | None, messages: Sequence[BaseMessage], params: Sampling, output: OutputSpec = TEXT
     ) -> AsyncGenerator[Event, None]:
         """Text deltas then one `Finished`; raises `APIError` before the first token, `StreamStarted` after.
 
@@ -108,15 +112,15 @@ class Generator:
         try:
             # Every nested generator is closed explicitly (`aclosing`): a client that leaves must free
             # its queue slot now, not when the garbage collector finalizes an abandoned generator.
-            async with contextlib.aclosing(self._candidates(primary, messages, params, time.perf_counter())) as events:
+            async with contextlib.aclosing(
+                self._candidates(primary, _Call(messages, params, output), time.perf_counter())
+            ) as events:
                 async for event in events:
                     yield event
         finally:
             release_tokens(reserved)
 
-    async def _candidates(
-        self, primary: ModelHandle, messages: Sequence[BaseMessage], params: Sampling, started: float
-    ) -> AsyncGenerator[Event, None]:
+    async def _candidates(self, primary: ModelHandle, call: _Call, started: float) -> AsyncGenerator[Event, None]:
         """The primary model, then its fallbacks while the failure is the model's, not the request's."""
         candidates = [primary, *(self.registry.get(name) for name in primary.spec.fallbacks)]
         clock = _FirstToken(started)
@@ -125,7 +129,7 @@ class Generator:
             if index:
                 self.hooks.fallback(primary.name, handle.name)
             try:
-                async with contextlib.aclosing(self._attempts(handle, messages, params, clock)) as events:
+                async with contextlib.aclosing(self._attempts(handle, call, clock)) as events:
                     async for event in events:
                         if isinstance(event, Finished) and index:
                             event.fallback_from = primary.name
@@ -138,9 +142,7 @@ class Generator:
         assert last_error is not None
         raise last_error
 
-    async def _attempts(
-        self, handle: ModelHandle, messages: Sequence[BaseMessage], params: Sampling, clock: _FirstToken
-    ) -> AsyncGenerator[Event, None]:
+    async def _attempts(self, handle: ModelHandle, call: _Call, clock: _FirstToken) -> AsyncGenerator[Event, None]:
         """One model, retried with backoff (`retries` in its entry) while the failure is retryable."""
         attempts = handle.spec.retries + 1
         for attempt in range(attempts):
@@ -148,8 +150,8 @@ class Generator:
             try:
                 self._check_stopping()
                 if attempt == 0:
-                    await _preflight(handle, messages)
-                async with contextlib.aclosing(self._in_slot(handle, messages, params, clock)) as events:
+                    await _preflight(handle, call.messages)
+                async with contextlib.aclosing(self._in_slot(handle, call, clock)) as events:
                     async for event in events:
                         emitted = True
                         yield event
@@ -170,15 +172,13 @@ class Generator:
                 log.warning("model %s failed (%s); retry %d in %.2fs", handle.name, error.message, attempt + 1, delay)
                 await asyncio.sleep(delay)
 
-    async def _in_slot(
-        self, handle: ModelHandle, messages: Sequence[BaseMessage], params: Sampling, clock: _FirstToken
-    ) -> AsyncGenerator[Event, None]:
+    async def _in_slot(self, handle: ModelHandle, call: _Call, clock: _FirstToken) -> AsyncGenerator[Event, None]:
         """One attempt in one of the model's queue slots; usage reported even when cut short."""
         pieces, charged = 0, False
         async with handle.slots.hold() as waited:
             self.hooks.slot(handle.name, waited)
             self._check_stopping()
-            events = self._read(handle, messages, params_for(handle, params))
+            events = self._read(handle, call.messages, params_for(handle, call.params), call.output)
             async with contextlib.aclosing(events):
                 try:
                     async for event in events:
@@ -196,13 +196,13 @@ class Generator:
                     if pieces and not charged:
                         # Cut short (client gone, cancelled, failed mid-answer, shut down): what was
                         # generated still counts against the key's tokens per minute, estimated.
-                        self.hooks.finished(_cut_short(handle, messages, pieces))
+                        self.hooks.finished(_cut_short(handle, call.messages, pieces))
 
     async def _read(
-        self, handle: ModelHandle, messages: Sequence[BaseMessage], params: dict[str, Any]
+        self, handle: ModelHandle, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec
     ) -> AsyncGenerator[Event, None]:
         """Read the model's stream once: timeouts enforced, the stream closed whatever happens."""
-        stream = _ready(handle).stream(messages, params)
+        stream = _ready(handle).stream(messages, params, output)
         deadline = _Deadline(handle, self.settings)
         usage = Usage()
         finish: str | None = None
@@ -219,9 +219,9 @@ class Generator:
                 usage.prompt_tokens += piece.prompt_tokens or 0
                 usage.completion_tokens += piece.completion_tokens or 0
                 finish = finish_reason(piece.finish_reason) or finish
-                if piece.text:
+                if piece.text or piece.tool_calls:
                     deadline.got_token()
-                    yield Delta(text=piece.text, model=handle.name)
+                    yield Delta(text=piece.text, model=handle.name, tool_calls=piece.tool_calls)
         except TimeoutError:
             raise deadline.error() from None
         finally:
@@ -281,6 +281,15 @@ class _Deadline:
         error = UpstreamTimeout(f"model {self.name!r} exceeded {phase} timeout ({limit:g} s)")
         error.retryable = not self.first_token  # before the first token: retry, fall back
         return error
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one generation asks of whichever model answers it."""
+
+    messages: Sequence[BaseMessage]
+    params: Sampling
+    output: OutputSpec
 
 
 class _Failed(Exception):

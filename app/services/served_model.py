@@ -8,18 +8,23 @@ of that without knowing it, and keeps the chain code identical in a notebook and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import ToolCallChunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from app.core.errors import PayloadTooLarge
+from app.core.models_file import ModelSpec
+from app.core.output import TEXT, OutputSpec, ToolSpec
 from app.core.sampling import Sampling
 from app.providers.base import chat_result
 from app.services.events import Delta, Usage
@@ -80,14 +85,18 @@ class ServedChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         params = self.params.model_copy(update={"stop": stop}) if stop else self.params
         self._check_size(messages)
+        output = _output(kwargs)
+        if output is not TEXT:
+            self.generator.registry.get(self.model_name).provider.check_output(output, self._spec())
         answered = False
-        async for event in self.generator.generate(self.model_name, messages, params):
+        async for event in self.generator.generate(self.model_name, messages, params, output):
             if not answered:
                 answered = True
                 self.outcome.models.append(event.model)
             if isinstance(event, Delta):
                 # BaseChatModel.astream reports each chunk to callbacks itself.
-                yield ChatGenerationChunk(message=AIMessageChunk(content=event.text))
+                calls = [_call_chunk(c) for c in event.tool_calls or []]
+                yield ChatGenerationChunk(message=AIMessageChunk(content=event.text, tool_call_chunks=calls))
                 continue
             self.outcome.usage.prompt_tokens += event.usage.prompt_tokens
             self.outcome.usage.completion_tokens += event.usage.completion_tokens
@@ -104,9 +113,23 @@ class ServedChatModel(BaseChatModel):
                 )
             )
 
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Tools for the served model's calls, on any provider (what `with_structured_output` uses)."""
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if isinstance(tool_choice, dict):
+            tool_choice = tool_choice.get("function", {}).get("name") or "required"
+        elif tool_choice in ("any", True):
+            tool_choice = "required"
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def _spec(self) -> ModelSpec:
+        return self.generator.registry.get(self.model_name).spec
+
     def _check_size(self, messages: list[BaseMessage]) -> None:
         """The entry's `max_prompt_chars` holds for a chain's prompt as for a chat request's."""
-        spec = self.generator.registry.get(self.model_name).spec
+        spec = self._spec()
         if spec.max_prompt_chars:
             size = sum(len(m.content if isinstance(m.content, str) else m.text) for m in messages)
             if size > spec.max_prompt_chars:
@@ -127,3 +150,33 @@ class ServedChatModel(BaseChatModel):
             total = chunk if total is None else total + chunk
         assert total is not None  # generate() always ends with Finished
         return chat_result(total)
+
+
+def _output(kwargs: dict[str, Any]) -> OutputSpec:
+    """The shape `bind_tools` (or a `response_format` keyword) asked for, as an `OutputSpec`."""
+    tools = tuple(
+        ToolSpec(
+            name=t["function"]["name"],
+            description=t["function"].get("description"),
+            parameters=t["function"].get("parameters"),
+        )
+        for t in kwargs.get("tools") or []
+    )
+    fmt = kwargs.get("response_format") or {}
+    if not tools and not fmt:
+        return TEXT
+    schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
+    return OutputSpec(
+        json_schema=schema,
+        json_object=fmt.get("type") == "json_object",
+        tools=tools,
+        tool_choice=kwargs.get("tool_choice") or "auto",
+    )
+
+
+def _call_chunk(fragment: dict[str, Any]) -> ToolCallChunk:
+    """An OpenAI tool-call fragment as LangChain's tool-call chunk."""
+    function = fragment.get("function") or {}
+    return ToolCallChunk(
+        name=function.get("name"), args=function.get("arguments"), id=fragment.get("id"), index=fragment.get("index")
+    )

@@ -49,7 +49,9 @@ def test_listing_gives_input_and_output_schemas(server: SlipwayServer) -> None:
     assert chains["summarize"]["input_schema"]["properties"]["sentences"]["default"] == 3
     assert chains["chat"]["input_schema"]["required"] == ["question"]
     assert "history" in chains["chat"]["input_schema"]["properties"]
-    assert all(c["output_schema"]["type"] == "string" for c in chains.values())
+    assert all(chains[name]["output_schema"]["type"] == "string" for name in ("chat", "summarize", "qa"))
+    assert chains["extract"]["output_schema"]["type"] == "object"
+    assert set(chains["extract"]["input_schema"]["required"]) == {"text", "schema"}
 
 
 def test_invoke_matches_python_at_temperature_0(server: SlipwayServer, python_model: ChatLlamaCpp) -> None:

@@ -56,19 +56,40 @@ def test_schema_violation_names_the_field(server: SlipwayServer, body: dict, par
     assert_error(httpx.post(server.url + URL, json=body), 400, param=param)
 
 
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+
+
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 2}, "n"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "response_format"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"n": 9}, "n"),
         ({"logprobs": True}, "logprobs"),
+        ({"store": True}, "store"),
+        ({"service_tier": "flex"}, "service_tier"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
+        ({"web_search_options": {}}, "web_search_options"),
+        ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+        ({"reasoning_effort": "low"}, "reasoning_effort"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "other"}}}, "tool_choice"),
+        ({"tools": [TOOL], "response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {"not": {"type": "string"}}}}},
+            "response_format.json_schema.schema",
+        ),
     ],
 )
 def test_unsupported_features_are_refused_not_ignored(server: SlipwayServer, extra: dict, param: str) -> None:
     r = httpx.post(server.url + URL, json={"messages": OK_MESSAGES, **extra})
-    assert_error(r, 400, param=param, code="unsupported_parameter")
+    code = "unsupported_schema" if param.startswith("response_format.") else "unsupported_parameter"
+    assert_error(r, 400, param=param, code=code)
+
+
+def test_harmless_fields_are_accepted(server: SlipwayServer) -> None:
+    harmless = {"metadata": {"team": "a"}, "store": False, "user": "u-1", "service_tier": "auto", "modalities": ["text"]}
+    r = httpx.post(server.url + URL, json={"messages": OK_MESSAGES, "max_tokens": 2, **harmless})
+    assert r.status_code == 200, r.text
 
 
 def test_unknown_model(server: SlipwayServer) -> None:

@@ -216,3 +216,39 @@ async def test_concurrent_requests_queue_and_all_complete(server: SlipwayServer)
     )
     assert all(o.choices[0].message.content for o in outs)
     await aclient.close()
+
+
+def test_n_choices_are_generated_and_counted(client: openai.OpenAI, server: SlipwayServer) -> None:
+    """`n`: the choices one after the other, each counted; with a seed, choice i uses seed + i."""
+    from tests.openai_contract import assert_completion, sse_chunks
+
+    body = {"model": "smollm2", "messages": QUESTION, "n": 3, "temperature": 1.0, "seed": 7, "max_tokens": 12}
+    raw = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120)
+    out = raw.json()
+    assert_completion(out)
+    assert [c["index"] for c in out["choices"]] == [0, 1, 2]
+    singles = [
+        client.chat.completions.create(**{**body, "n": 1, "seed": 7 + i}).choices[0].message.content for i in range(3)
+    ]
+    assert [c["message"]["content"] for c in out["choices"]] == singles
+    one = client.chat.completions.create(**{**body, "n": 1})
+    assert out["usage"]["prompt_tokens"] == 3 * one.usage.prompt_tokens
+    streamed = sse_chunks(
+        httpx.post(
+            server.url + "/v1/chat/completions",
+            json={**body, "stream": True, "stream_options": {"include_usage": True}},
+            timeout=120,
+        ).text
+    )
+    finishes = [(c["choices"][0]["index"], c["choices"][0]["finish_reason"]) for c in streamed if c["choices"]]
+    assert [i for i, f in finishes if f] == [0, 1, 2]
+    texts = [
+        "".join(
+            c["choices"][0]["delta"].get("content") or ""
+            for c in streamed
+            if c["choices"] and c["choices"][0]["index"] == i
+        )
+        for i in range(3)
+    ]
+    assert texts == singles
+    assert streamed[-1]["usage"]["completion_tokens"] == out["usage"]["completion_tokens"]

@@ -102,6 +102,13 @@ def remote_models(s: StandIns, closed_port: int) -> dict[str, Any]:
             {"name": "openai-slow", **openai, "model": "slow-a", "first_token_timeout_s": 1},
             {"name": "openai-5xx", **openai, "model": "fail-502-a"},
             {"name": "openai-nokey", **openai, "model": "m", "api_key_env": "STANDIN_UNSET_KEY"},
+            # Structured output and tools (room for a whole JSON object or call)
+            {"name": "ollama-structured", **ollama, "model": "json-a", "params": {"max_tokens": 200}},
+            {"name": "ollama-tools", **ollama, "model": "tools-a", "params": {"max_tokens": 200}},
+            {"name": "gemini-structured", **gemini, "model": "json-a", "params": {"max_tokens": 200}},
+            {"name": "gemini-tools", **gemini, "model": "tools-a", "params": {"max_tokens": 200}},
+            {"name": "vllm-structured", **openai, "model": "json-a", "params": {"max_tokens": 200}},
+            {"name": "vllm-tools", **openai, "model": "tools-a", "params": {"max_tokens": 200}},
             # Fallbacks and retries
             {"name": "primary-down", **ollama, "base_url": refused, "fallbacks": ["smollm2"]},
             {"name": "primary-cut", **ollama, "model": "cut-a", "fallbacks": ["smollm2"], "retries": 2},

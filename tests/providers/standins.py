@@ -11,6 +11,8 @@ serves every scenario at once:
     fail-<status>-<tag>   always answer HTTP <status> in the provider's error shape
     flaky-<n>-<tag>       answer 503 to the first <n> requests for this name, then normally
     slow-<tag>            wait (up to SLOW_S) before the first byte
+    tools-<tag>           when the request offers tools, always call one (the local model does not
+                          elect tools by itself; real models do): tests of the tool-call path
     cut-<tag>             send one piece of text, then drop the connection
     missing-<tag>         Ollama: 404 "model not found"
     safety-<tag>          Gemini: finishReason SAFETY, no text
@@ -69,6 +71,7 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -78,13 +81,17 @@ class LocalText:
     model: ChatLlamaCpp
 
     async def stream(self, messages: list[BaseMessage], params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Yields {"text": ...} pieces, then {"usage": (prompt, completion), "finish": reason}."""
+        """Yields {"text": ...} and {"tool_call": {"name", "arguments": {...}}} pieces, then
+        {"usage": (prompt, completion), "finish": reason}. `params` may hold OpenAI-format `tools`,
+        `tool_choice` and `response_format` (the local model's grammar makes the answer match)."""
         kwargs = {k: v for k, v in params.items() if v is not None}
         usage = (0, 0)
         finish = "stop"
         async for chunk in self.model.astream(messages, **kwargs):
             if chunk.content:
                 yield {"text": chunk.content}
+            for call in chunk.tool_call_chunks:
+                yield {"tool_call": {"name": call["name"], "arguments": json.loads(call["args"] or "{}")}}
             if chunk.usage_metadata:
                 usage = (chunk.usage_metadata["input_tokens"], chunk.usage_metadata["output_tokens"])
             finish = chunk.response_metadata.get("finish_reason", finish)
@@ -105,7 +112,7 @@ def behaviour(model: str) -> Behaviour:
         return Behaviour("fail", status=int(parts[1]))
     if kind == "flaky":
         return Behaviour("flaky", count=int(parts[1]))
-    if kind in {"slow", "cut", "missing", "safety", "blocked", "badkey"}:
+    if kind in {"slow", "cut", "missing", "safety", "blocked", "badkey", "tools"}:
         return Behaviour(kind)
     return Behaviour("ok")
 
@@ -160,9 +167,13 @@ class StandIn:
     ) -> AsyncIterator[dict[str, Any]]:
         """The local model's pieces (see `LocalText.stream`), recorded as an `Answer` once complete."""
         answer = Answer(model)
+        if params.get("tools") and behaviour(model).kind == "tools":
+            params = {**params, "tool_choice": "required"}
         async for piece in self.text.stream(messages, params):
             if "text" in piece:
                 answer.text += piece["text"]
+            elif "tool_call" in piece:
+                answer.tool_calls.append(piece["tool_call"])
             else:
                 answer.prompt_tokens, answer.completion_tokens = piece["usage"]
                 answer.finish = piece["finish"]
@@ -201,6 +212,76 @@ async def slow() -> None:
     await asyncio.sleep(SLOW_S)
 
 
+def _format(value: Any) -> dict[str, Any] | None:
+    """Ollama's `format` ("json", or a JSON Schema) as the local model's response format."""
+    if value == "json":
+        return {"type": "json_object"}
+    if isinstance(value, dict):
+        return {"type": "json_schema", "schema": value}
+    return None
+
+
+def _gemini_output(body: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Gemini's function declarations, function-calling mode and JSON mode as the local model's
+    `tools`, `tool_choice` and `response_format`."""
+    out: dict[str, Any] = {}
+    declarations = [d for tool in body.get("tools") or [] for d in tool.get("functionDeclarations") or []]
+    if declarations:
+        out["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": d["name"],
+                    "description": d.get("description", ""),
+                    "parameters": d.get("parametersJsonSchema")
+                    or json_schema(d.get("parameters") or {"type": "OBJECT"}),
+                },
+            }
+            for d in declarations
+        ]
+        calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        allowed = calling.get("allowedFunctionNames") or []
+        mode = calling.get("mode")
+        out["tool_choice"] = (
+            allowed[0] if mode == "ANY" and len(allowed) == 1 else "required" if mode == "ANY" else None
+        )
+    if config.get("responseMimeType") == "application/json":
+        schema = config.get("responseJsonSchema") or (
+            json_schema(config["responseSchema"]) if config.get("responseSchema") else None
+        )
+        out["response_format"] = {"type": "json_schema", "schema": schema} if schema else {"type": "json_object"}
+    return out
+
+
+def json_schema(gemini: Any) -> Any:
+    """A Gemini `Schema` (OpenAPI subset, upper-case types) as JSON Schema, for the local grammar."""
+    if isinstance(gemini, list):
+        return [json_schema(v) for v in gemini]
+    if not isinstance(gemini, dict):
+        return gemini
+    out = {}
+    for key, value in gemini.items():
+        if key == "type" and isinstance(value, str):
+            out["type"] = value.lower()
+        elif key in ("properties",):
+            out[key] = {k: json_schema(v) for k, v in value.items()}
+        elif key in ("items", "anyOf"):
+            out[key] = json_schema(value)
+        elif key in (
+            "required",
+            "enum",
+            "minimum",
+            "maximum",
+            "maxItems",
+            "minItems",
+            "maxLength",
+            "minLength",
+            "description",
+        ):
+            out[key] = value
+    return out
+
+
 # --- Ollama: /api/chat (NDJSON), /api/tags -----------------------------------------------------------
 
 
@@ -230,6 +311,9 @@ def ollama_routes(standin: StandIn) -> list[Route]:
             "max_tokens": options.get("num_predict"),
             "seed": options.get("seed"),
             "stop": options.get("stop"),
+            # Ollama takes OpenAI-format tools, and `format`: "json" or a JSON Schema.
+            "tools": body.get("tools"),
+            "response_format": _format(body.get("format")),
         }
         messages = to_messages([(m["role"], m.get("content", "")) for m in body["messages"]])
 
@@ -237,7 +321,16 @@ def ollama_routes(standin: StandIn) -> list[Route]:
             if fault and fault.kind == "slow":
                 await slow()
             async for piece in standin.generate(model, messages, params):
-                if "text" in piece:
+                if "tool_call" in piece:
+                    call = {
+                        "function": {"name": piece["tool_call"]["name"], "arguments": piece["tool_call"]["arguments"]}
+                    }
+                    message = {"role": "assistant", "content": "", "tool_calls": [call]}
+                    yield (
+                        json.dumps({"model": model, "created_at": now(), "message": message, "done": False}).encode()
+                        + b"\n"
+                    )
+                elif "text" in piece:
                     line = {
                         "model": model,
                         "created_at": now(),
@@ -265,12 +358,15 @@ def ollama_routes(standin: StandIn) -> list[Route]:
 
         if body.get("stream", True):
             return StreamingResponse(lines(), media_type="application/x-ndjson")
-        text, final = "", {}
+        text, final, calls = "", {}, []
         async for line in lines():
             part = json.loads(line)
             text += part["message"]["content"]
+            calls += part["message"].get("tool_calls", [])
             final = part
         final["message"]["content"] = text
+        if calls:
+            final["message"]["tool_calls"] = calls
         return JSONResponse(final)
 
     return [
@@ -315,6 +411,7 @@ def gemini_routes(standin: StandIn) -> list[Route]:
             "max_tokens": config.get("maxOutputTokens"),
             "seed": config.get("seed"),
             "stop": config.get("stopSequences"),
+            **_gemini_output(body, config),
         }
         version = model
 
@@ -354,7 +451,16 @@ def gemini_routes(standin: StandIn) -> list[Route]:
             # Like Gemini: every chunk carries cumulative usage; the candidates count comes with the last.
             prompt_tokens = await asyncio.to_thread(standin.text.model.get_num_tokens_from_messages, messages)
             async for piece in standin.generate(model, messages, params):
-                if "text" in piece:
+                if "tool_call" in piece:
+                    call = {
+                        "functionCall": {"name": piece["tool_call"]["name"], "args": piece["tool_call"]["arguments"]}
+                    }
+                    yield {
+                        "candidates": [{"content": {"role": "model", "parts": [call]}, "index": 0}],
+                        "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+                        "modelVersion": version,
+                    }
+                elif "text" in piece:
                     yield {
                         "candidates": [{"content": {"role": "model", "parts": [{"text": piece["text"]}]}, "index": 0}],
                         "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
@@ -380,14 +486,16 @@ def gemini_routes(standin: StandIn) -> list[Route]:
                     yield b"data: " + json.dumps(item).encode() + b"\r\n\r\n"
 
             return StreamingResponse(sse(), media_type="text/event-stream")
-        text, last = "", {}
+        text, last, calls = "", {}, []
         async for item in responses():
             for candidate in item.get("candidates", []):
-                text += "".join(p.get("text", "") for p in candidate.get("content", {}).get("parts", []))
+                parts = candidate.get("content", {}).get("parts", [])
+                text += "".join(p.get("text", "") for p in parts)
+                calls += [p for p in parts if "functionCall" in p]
             last = item
         for candidate in last.get("candidates", []):
             if "content" in candidate:
-                candidate["content"]["parts"] = [{"text": text}]
+                candidate["content"]["parts"] = [{"text": text}] if text or not calls else calls
         return JSONResponse(last)
 
     # google-genai 2.x calls /v1beta, 3.x calls /v1: the real API serves both, so does the stand-in.
@@ -410,6 +518,14 @@ def openai_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=status)
 
 
+def _openai_format(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict) or value.get("type") == "text":
+        return None
+    if value.get("type") == "json_schema":
+        return {"type": "json_schema", "schema": value["json_schema"]["schema"]}
+    return {"type": "json_object"}
+
+
 def openai_routes(standin: StandIn) -> list[Route]:
     async def completions(request: Request) -> Response:
         seen = await standin.record(request)
@@ -424,6 +540,9 @@ def openai_routes(standin: StandIn) -> list[Route]:
             "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
             "seed": body.get("seed"),
             "stop": [body["stop"]] if isinstance(body.get("stop"), str) else body.get("stop"),
+            "tools": body.get("tools"),
+            "tool_choice": body.get("tool_choice"),
+            "response_format": _openai_format(body.get("response_format")),
         }
         messages = to_messages([(m["role"], m.get("content") or "") for m in body["messages"]])
         cid, created = "chatcmpl-standin", int(time.time())
@@ -442,8 +561,21 @@ def openai_routes(standin: StandIn) -> list[Route]:
             if fault and fault.kind == "slow":
                 await slow()
             yield b"data: " + json.dumps(chunk({"role": "assistant", "content": ""})).encode() + b"\n\n"
+            calls = 0
             async for piece in standin.generate(model, messages, params):
-                if "text" in piece:
+                if "tool_call" in piece:  # in two fragments, as OpenAI streams them
+                    name, arguments = piece["tool_call"]["name"], json.dumps(piece["tool_call"]["arguments"])
+                    head = {
+                        "index": calls,
+                        "id": f"call_standin_{calls}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
+                    yield b"data: " + json.dumps(chunk({"tool_calls": [head]})).encode() + b"\n\n"
+                    rest = {"index": calls, "function": {"arguments": arguments}}
+                    yield b"data: " + json.dumps(chunk({"tool_calls": [rest]})).encode() + b"\n\n"
+                    calls += 1
+                elif "text" in piece:
                     yield b"data: " + json.dumps(chunk({"content": piece["text"]})).encode() + b"\n\n"
                     if fault and fault.kind == "cut":
                         raise CutConnection
