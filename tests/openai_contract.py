@@ -5,10 +5,12 @@ receive is validated against the schemas vendored from openai/openai-openapi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -50,3 +52,54 @@ def sse_chunks(text: str) -> list[dict[str, Any]]:
                 assert_chunk(chunk)
             chunks.append(chunk)
     return chunks
+
+
+class _CheckedStream(httpx.SyncByteStream):
+    """An SSE body passed through unchanged, each complete `data:` chunk checked as it goes by."""
+
+    def __init__(self, inner: httpx.SyncByteStream, checked: list[str]) -> None:
+        self.inner = inner
+        self.checked = checked
+        self.buffer = b""
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self.inner:
+            self.buffer += part
+            *lines, self.buffer = self.buffer.split(b"\n")
+            for line in lines:
+                text = line.decode().strip()
+                if text.startswith("data: ") and text != "data: [DONE]":
+                    chunk = json.loads(text[6:])
+                    if "error" not in chunk:
+                        assert_chunk(chunk)
+                        self.checked.append("chunk")
+            yield part
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class CheckingTransport(httpx.BaseTransport):
+    """Checks every chat completion and chunk a test's client receives against OpenAI's schemas."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.checked: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if not request.url.path.endswith("/chat/completions") or response.status_code != 200:
+            return response
+        kind = response.headers.get("content-type", "")
+        if kind.startswith("application/json"):
+            body = b"".join(response.stream)
+            assert_completion(json.loads(body))
+            self.checked.append("completion")
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+        if kind.startswith("text/event-stream"):
+            assert isinstance(response.stream, httpx.SyncByteStream)
+            response.stream = _CheckedStream(response.stream, self.checked)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()

@@ -36,6 +36,8 @@ class OutputSpec:
     tools: tuple[ToolSpec, ...] = field(default_factory=tuple)
     tool_choice: ToolChoice = "auto"
     parallel_tool_calls: bool = True
+    #: Log probabilities of the answer's tokens, with this many alternatives each (0: none); None: off.
+    logprobs: int | None = None
 
     @property
     def wants_json(self) -> bool:

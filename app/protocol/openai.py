@@ -220,10 +220,8 @@ class ChatCompletionRequest(OpenAIBaseModel):
             return "tool_choice", "tool_choice 'required' needs `tools`"
         if self.tools and self.response_format is not None and self.response_format.type != "text":
             return "response_format", "send either tools or a JSON response_format, not both"
-        if self.logprobs:
-            return "logprobs", "logprobs are not supported"
-        if self.top_logprobs:
-            return "top_logprobs", "logprobs are not supported"
+        if self.top_logprobs is not None and not self.logprobs:
+            return "top_logprobs", "top_logprobs needs logprobs: true"
         if self.logit_bias:
             return "logit_bias", "logit_bias is not supported"
         return None
@@ -249,6 +247,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=self.parallel_tool_calls is not False,
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None,
         )
 
     def sampling(self) -> Sampling:
@@ -274,11 +273,18 @@ def now() -> int:
 
 
 def chunk(
-    cid: str, created: int, model: str, delta: dict[str, Any] | None, finish_reason: str | None = None, index: int = 0
+    cid: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any] | None,
+    finish_reason: str | None = None,
+    index: int = 0,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One `chat.completion.chunk`; `delta=None` gives the usage-only chunk with `choices: []`."""
+    probs = {"content": logprobs, "refusal": None} if logprobs is not None else None
     choices = (
-        [] if delta is None else [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        [] if delta is None else [{"index": index, "delta": delta, "logprobs": probs, "finish_reason": finish_reason}]
     )
     return {
         "id": cid,
@@ -295,6 +301,7 @@ def choice(
     finish_reason: str,
     tool_calls: list[dict[str, Any]] | None = None,
     legacy: bool = False,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One choice of a `chat.completion`; with tool calls, `content` is null unless the model also
     wrote text. `legacy`: the request used `functions`, so the call is answered as `function_call`."""
@@ -303,7 +310,8 @@ def choice(
         message["function_call"] = tool_calls[0]["function"]
     elif tool_calls:
         message["tool_calls"] = tool_calls
-    return {"index": index, "message": message, "logprobs": None, "finish_reason": finish_reason}
+    probs = {"content": logprobs, "refusal": None} if logprobs is not None else None
+    return {"index": index, "message": message, "logprobs": probs, "finish_reason": finish_reason}
 
 
 def completion(

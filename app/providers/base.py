@@ -19,7 +19,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 
 from app.core.config import Settings
-from app.core.errors import APIError, ServiceUnavailable
+from app.core.errors import APIError, InvalidRequest, ServiceUnavailable
 from app.core.models_file import ModelSpec
 from app.core.output import TEXT, OutputSpec
 
@@ -36,6 +36,8 @@ class Piece:
     finish_reason: Any = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: Log probabilities of this piece's tokens (OpenAI's `logprobs.content` entries), when asked for.
+    logprobs: list[dict[str, Any]] | None = None
     #: Tool-call fragments in OpenAI's delta format: `index`, and `id`, `type`, `function.name`,
     #: `function.arguments` (a piece of the JSON text) as they arrive.
     tool_calls: list[dict[str, Any]] | None = None
@@ -110,7 +112,7 @@ class ChatModelStream:
         model: Runnable[LanguageModelInput, BaseMessage] = self.chat_model
         if output.offers_tools:
             model = self.provider.bind_tools(self.chat_model, output)
-        kwargs = {**self.provider.call_kwargs(params), **self.provider.json_kwargs(output)}
+        kwargs = {**self.provider.call_kwargs(params), **self.provider.output_kwargs(output)}
         chunks = model.astream(list(messages), **kwargs)
         try:
             async for chunk in chunks:
@@ -122,6 +124,7 @@ class ChatModelStream:
                     prompt_tokens=usage.get("input_tokens"),
                     completion_tokens=usage.get("output_tokens"),
                     tool_calls=tool_call_deltas(chunk),
+                    logprobs=(metadata.get("logprobs") or {}).get("content"),
                 )
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]  # an async generator underneath
@@ -145,6 +148,8 @@ class Provider:
     in_process: ClassVar[bool] = False
     #: Generations at once when an entry sets no `concurrency`.
     concurrency: ClassVar[int] = 64
+    #: Whether answers can carry token log probabilities (`logprobs`).
+    has_logprobs: ClassVar[bool] = False
     #: Generic request parameter -> the chat model's call keyword (None: LangChain's own names).
     param_names: ClassVar[dict[str, str] | None] = None
 
@@ -180,7 +185,13 @@ class Provider:
 
     def check_output(self, output: OutputSpec, spec: ModelSpec) -> None:
         """400 (naming the field) for a shape this provider cannot produce; before any work."""
-        return None
+        if output.logprobs is not None and not self.has_logprobs:
+            raise InvalidRequest(
+                f"logprobs are not available from model {spec.name!r} (provider {self.name}); "
+                "they are from local and OpenAI-compatible models",
+                param="logprobs",
+                code="unsupported_parameter",
+            )
 
     def bind_tools(self, chat_model: BaseChatModel, output: OutputSpec) -> Runnable[LanguageModelInput, BaseMessage]:
         """The chat model with the request's tools bound (LangChain's `bind_tools`, OpenAI's format)."""
@@ -189,7 +200,7 @@ class Provider:
             [t.openai() for t in output.tools], tool_choice=None if choice == "auto" else choice
         )
 
-    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+    def output_kwargs(self, output: OutputSpec) -> dict[str, Any]:
         """Call keywords that make the chat model answer in JSON (and in the schema, when one is given)."""
         return {}
 

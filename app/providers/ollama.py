@@ -63,6 +63,7 @@ class OllamaProvider(Provider):
         )
 
     def check_output(self, output: OutputSpec, spec: ModelSpec) -> None:
+        super().check_output(output, spec)
         if output.offers_tools and output.tool_choice != "auto":
             raise InvalidRequest(
                 f"Ollama decides itself whether to call a tool: tool_choice {output.tool_choice!r} is not "
@@ -71,7 +72,7 @@ class OllamaProvider(Provider):
                 code="unsupported_parameter",
             )
 
-    def json_kwargs(self, output: OutputSpec) -> dict[str, Any]:
+    def output_kwargs(self, output: OutputSpec) -> dict[str, Any]:
         """Ollama's `format`: "json", or the schema itself (Ollama >= 0.5 constrains to it)."""
         if output.json_schema is not None:
             return {"format": output.json_schema}

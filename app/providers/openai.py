@@ -43,6 +43,7 @@ def api_key(spec: ModelSpec, settings: Settings) -> str:
 class OpenAIProvider(Provider):
     name = "openai"
     owned_by = "openai-compatible"
+    has_logprobs = True  # passed through: the upstream computes them
     #: Generic request parameter -> ChatOpenAI call keyword (sent as `max_completion_tokens`).
     param_names = {
         "temperature": "temperature",

@@ -78,6 +78,10 @@ def output_fields(output: OutputSpec) -> dict[str, Any]:
         }
     elif output.json_object:
         fields["response_format"] = {"type": "json_object"}
+    if output.logprobs is not None:
+        fields["logprobs"] = True
+        if output.logprobs:
+            fields["top_logprobs"] = output.logprobs
     return fields
 
 
@@ -158,6 +162,7 @@ class OpenAIWire:
                     delta = choice.get("delta") or {}
                     piece.text = delta.get("content") or ""
                     piece.tool_calls = delta.get("tool_calls") or None
+                    piece.logprobs = (choice.get("logprobs") or {}).get("content")
                     piece.finish_reason = choice.get("finish_reason")
                 usage = event.get("usage")
                 if usage:

@@ -68,6 +68,16 @@ def _legacy_id(name: str) -> str:
 
 
 @dataclass
+class _Answer:
+    """One choice, whole."""
+
+    text: str
+    tool_calls: list[dict[str, Any]] | None
+    finished: Finished
+    logprobs: list[dict[str, Any]] | None
+
+
+@dataclass
 class Prepared:
     """A request checked against its model's limits, as the messages and parameters to generate."""
 
@@ -107,37 +117,43 @@ class Completions:
         """The `n` choices, generated one after the other; usage adds them up."""
         choices, usage, first = [], Usage(), None
         for index in range(prepared.n):
-            text, tool_calls, finished = await self._choice(prepared, index)
+            answer = await self._choice(prepared, index)
+            finished = answer.finished
             first = first or finished
             usage.prompt_tokens += finished.usage.prompt_tokens
             usage.completion_tokens += finished.usage.completion_tokens
-            finish = _openai_finish(finished.finish_reason, bool(tool_calls), prepared.legacy)
-            choices.append(protocol.choice(index, text, finish, tool_calls, prepared.legacy))
+            finish = _openai_finish(finished.finish_reason, bool(answer.tool_calls), prepared.legacy)
+            choices.append(
+                protocol.choice(index, answer.text, finish, answer.tool_calls, prepared.legacy, answer.logprobs)
+            )
         assert first is not None
         body = protocol.completion(protocol.completion_id(), protocol.now(), first.model, choices, usage.as_dict())
         return body, first
 
-    async def _choice(self, prepared: Prepared, index: int) -> tuple[str, list[dict[str, Any]] | None, Finished]:
+    async def _choice(self, prepared: Prepared, index: int) -> _Answer:
         events = self.generator.generate(
             prepared.req.model, prepared.messages, prepared.params_for(index), prepared.output
         )
         parts: list[str] = []
         calls = ToolCalls()
+        logprobs: list[dict[str, Any]] | None = [] if prepared.output.logprobs is not None else None
         finished: Finished | None = None
         try:
             async for event in events:
                 if isinstance(event, Delta):
                     parts.append(event.text)
                     calls.add(event.tool_calls or [])
+                    if logprobs is not None:
+                        logprobs += event.logprobs or []
                 else:
                     finished = event
         except StreamStarted as exc:  # nothing was sent yet: the same error as before the first token
             raise exc.error from None
         assert finished is not None
-        text, tool_calls = "".join(parts), calls.result()
-        if not tool_calls:
-            check_json(text, prepared.output, finished.model)
-        return text, tool_calls, finished
+        answer = _Answer("".join(parts), calls.result(), finished, logprobs)
+        if not answer.tool_calls:
+            check_json(answer.text, prepared.output, finished.model)
+        return answer
 
     def stream(self, prepared: Prepared) -> ChatStream:
         return ChatStream(self.generator, prepared)
@@ -262,13 +278,17 @@ class ChatStream:
                 role = {"role": "assistant", "content": ""}
                 yield _sse(protocol.chunk(self.cid, self.created, self.model, role, index=index))
             if isinstance(event, Delta):
-                yield _sse(protocol.chunk(self.cid, self.created, self.model, self._delta(event), index=index))
+                delta, probs = self._delta(event), self._logprobs(event)
+                yield _sse(protocol.chunk(self.cid, self.created, self.model, delta, index=index, logprobs=probs))
             else:
                 self.finished = event
                 self.usage.prompt_tokens += event.usage.prompt_tokens
                 self.usage.completion_tokens += event.usage.completion_tokens
                 finish = _openai_finish(event.finish_reason, bool(self.calls.calls), self.legacy)
                 yield _sse(protocol.chunk(self.cid, self.created, self.model, {}, finish, index=index))
+
+    def _logprobs(self, event: Delta) -> list[dict[str, Any]] | None:
+        return (event.logprobs or []) if self.prepared.output.logprobs is not None else None
 
     def _delta(self, event: Delta) -> dict[str, Any]:
         delta: dict[str, Any] = {"content": event.text} if event.text or not event.tool_calls else {}

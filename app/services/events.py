@@ -31,6 +31,8 @@ class Delta:
     model: str
     #: Tool-call fragments (OpenAI's streamed format, see `Piece.tool_calls`), when the model calls tools.
     tool_calls: list[dict[str, Any]] | None = None
+    #: Log probabilities of this delta's tokens (OpenAI's `logprobs.content` entries), when asked for.
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)

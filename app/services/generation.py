@@ -219,9 +219,11 @@ class Generator:
                 usage.prompt_tokens += piece.prompt_tokens or 0
                 usage.completion_tokens += piece.completion_tokens or 0
                 finish = finish_reason(piece.finish_reason) or finish
-                if piece.text or piece.tool_calls:
+                if piece.text or piece.tool_calls or piece.logprobs:
                     deadline.got_token()
-                    yield Delta(text=piece.text, model=handle.name, tool_calls=piece.tool_calls)
+                    yield Delta(
+                        text=piece.text, model=handle.name, tool_calls=piece.tool_calls, logprobs=piece.logprobs
+                    )
         except TimeoutError:
             raise deadline.error() from None
         finally:

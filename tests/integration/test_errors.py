@@ -63,7 +63,7 @@ TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "ob
     ("extra", "param"),
     [
         ({"n": 9}, "n"),
-        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),
         ({"store": True}, "store"),
         ({"service_tier": "flex"}, "service_tier"),
         ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "audio"),

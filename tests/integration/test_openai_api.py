@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
+from tests.openai_contract import CheckingTransport
 from tests.servers import SlipwayServer
 
 pytestmark = pytest.mark.slow
@@ -19,8 +21,16 @@ QUESTION = [
 
 
 @pytest.fixture(scope="module")
-def client(server: SlipwayServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="any", max_retries=0)
+def contract() -> CheckingTransport:
+    """Every completion and chunk this module's SDK client receives is checked against OpenAI's schemas."""
+    return CheckingTransport()
+
+
+@pytest.fixture(scope="module")
+def client(server: SlipwayServer, contract: CheckingTransport) -> Iterator[openai.OpenAI]:
+    http = httpx.Client(transport=contract, timeout=120)
+    yield openai.OpenAI(base_url=server.url + "/v1", api_key="any", max_retries=0, http_client=http)
+    assert "completion" in contract.checked and "chunk" in contract.checked, "the contract check saw traffic"
 
 
 def test_non_streaming_answers_with_real_text(client: openai.OpenAI) -> None:

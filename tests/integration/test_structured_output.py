@@ -307,3 +307,28 @@ def test_extract_chain_over_http_returns_an_object_of_the_schema(server: Slipway
         },
     )
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_schema"
+
+
+def test_logprobs_of_the_embedded_model(server: SlipwayServer) -> None:
+    """Each answer token with its log probability and the requested alternatives, streamed or not."""
+    body = {
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "logprobs": True,
+        "top_logprobs": 3,
+        "max_tokens": 12,
+    }
+    out = post(server, {**body, "temperature": 0})
+    choice = out["choices"][0]
+    entries = choice["logprobs"]["content"]
+    assert "".join(e["token"] for e in entries) == choice["message"]["content"]
+    assert len(entries) == out["usage"]["completion_tokens"]
+    for entry in entries:
+        alternatives = [a["logprob"] for a in entry["top_logprobs"]]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        assert entry["logprob"] <= 0 and bytes(entry["bytes"]).decode() == entry["token"]
+    assert entries[0]["top_logprobs"][0]["token"] == entries[0]["token"], "greedy: the sampled token is the likeliest"
+    chunks = stream(server, {**body, "temperature": 0})
+    streamed = [e for c in chunks if c["choices"] for e in (c["choices"][0]["logprobs"] or {}).get("content") or []]
+    assert [e["token"] for e in streamed] == [e["token"] for e in entries]
+    refused = httpx.post(server.url + URL, json={"messages": body["messages"], "top_logprobs": 2})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "top_logprobs"

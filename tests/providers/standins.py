@@ -88,8 +88,11 @@ class LocalText:
         usage = (0, 0)
         finish = "stop"
         async for chunk in self.model.astream(messages, **kwargs):
+            logprobs = (chunk.response_metadata.get("logprobs") or {}).get("content")
             if chunk.content:
-                yield {"text": chunk.content}
+                yield {"text": chunk.content, **({"logprobs": logprobs} if logprobs is not None else {})}
+            elif logprobs:
+                yield {"text": "", "logprobs": logprobs}
             for call in chunk.tool_call_chunks:
                 yield {"tool_call": {"name": call["name"], "arguments": json.loads(call["args"] or "{}")}}
             if chunk.usage_metadata:
@@ -543,6 +546,7 @@ def openai_routes(standin: StandIn) -> list[Route]:
             "tools": body.get("tools"),
             "tool_choice": body.get("tool_choice"),
             "response_format": _openai_format(body.get("response_format")),
+            "logprobs": (body.get("top_logprobs") or 0) if body.get("logprobs") else None,
         }
         messages = to_messages([(m["role"], m.get("content") or "") for m in body["messages"]])
         cid, created = "chatcmpl-standin", int(time.time())
@@ -576,7 +580,10 @@ def openai_routes(standin: StandIn) -> list[Route]:
                     yield b"data: " + json.dumps(chunk({"tool_calls": [rest]})).encode() + b"\n\n"
                     calls += 1
                 elif "text" in piece:
-                    yield b"data: " + json.dumps(chunk({"content": piece["text"]})).encode() + b"\n\n"
+                    event = chunk({"content": piece["text"]})
+                    if "logprobs" in piece:
+                        event["choices"][0]["logprobs"] = {"content": piece["logprobs"], "refusal": None}
+                    yield b"data: " + json.dumps(event).encode() + b"\n\n"
                     if fault and fault.kind == "cut":
                         raise CutConnection
                 else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import jsonschema
 import openai
 import pytest
@@ -113,3 +114,23 @@ def test_ollama_refuses_a_forced_tool_choice(client: openai.OpenAI) -> None:
             model="ollama-tools", messages=[{"role": "user", "content": "x"}], tools=[WEATHER], tool_choice="required"
         )
     assert info.value.body["param"] == "tool_choice"
+
+
+def test_logprobs_pass_through_openai_compatible_and_are_refused_elsewhere(
+    remote: SlipwayServer, standins: StandIns
+) -> None:
+    body = {
+        "model": "vllm-structured",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    r = httpx.post(remote.url + "/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert "".join(e["token"] for e in choice["logprobs"]["content"]) == choice["message"]["content"]
+    sent = last_request(standins, "vllm", "json-a")
+    assert sent["logprobs"] is True and sent["top_logprobs"] == 2
+    for model in ("ollama-structured", "gemini-structured"):
+        refused = httpx.post(remote.url + "/v1/chat/completions", json={**body, "model": model})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "logprobs"
