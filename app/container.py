@@ -28,6 +28,7 @@ from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
 from app.services.generation import Generator
 from app.services.hooks import ObservedHooks
+from app.services.ollama import OllamaService
 from app.services.sessions import SessionService
 from app.shutdown import Drain
 from app.storage.api_keys import snapshot_loader
@@ -50,6 +51,7 @@ class Services:
     metrics: Metrics
     generator: Generator
     completions: Completions
+    ollama: OllamaService
     storage: Storage
     sessions: SessionService
     keyring: KeyRing
@@ -68,6 +70,7 @@ class Services:
         registry = ModelRegistry(models_file, settings)
         metrics = Metrics(registry)
         generator = Generator(registry, ObservedHooks(metrics), lifecycle)
+        completions = Completions(generator)
         storage = Storage(settings)
         keyring = KeyRing.from_settings(settings)
         keyring.attach(snapshot_loader(storage.db))
@@ -80,7 +83,8 @@ class Services:
             registry=registry,
             metrics=metrics,
             generator=generator,
-            completions=Completions(generator),
+            completions=completions,
+            ollama=OllamaService(completions),
             storage=storage,
             sessions=SessionService(storage.db, generator, settings, gate=storage.ensure_schema),
             keyring=keyring,

@@ -18,7 +18,7 @@ from app.api import docs
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.openapi import secure_openapi
 from app.api.responses import JSONResponse
-from app.api.routes import chains, chat, health, metrics, models, sessions, ws
+from app.api.routes import chains, chat, health, metrics, models, ollama, sessions, ws
 from app.container import VERSION, Services
 from app.core.config import Settings, get_settings
 from app.core.models_file import ModelsFile, load_models_file
@@ -41,6 +41,7 @@ ROUTERS = [
     chains.router,  # /v1/chains
     sessions.router,  # /api/sessions: conversations kept by the server
     ws.router,  # /api/sessions/{id}/ws
+    ollama.router,  # Ollama's API: every other /api/... path
     metrics.router,  # /metrics
     docs.router,  # /docs, /redoc from local files: public
     web_page,  # the chat page at `/`: public

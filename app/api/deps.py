@@ -17,6 +17,7 @@ from app.observability.metrics import Metrics
 from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
 from app.services.generation import Generator
+from app.services.ollama import OllamaService
 from app.services.sessions import SessionService
 
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread,
@@ -67,3 +68,4 @@ KeyRingDep = Annotated[KeyRing, part(lambda s: s.keyring)]
 MetricsDep = Annotated[Metrics, part(lambda s: s.metrics)]
 LifecycleDep = Annotated[Lifecycle, part(lambda s: s.lifecycle)]
 ProbesDep = Annotated[dict[str, Probe], part(lambda s: s.probes)]
+OllamaDep = Annotated[OllamaService, part(lambda s: s.ollama)]

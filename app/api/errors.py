@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.responses import JSONResponse
 from app.core.errors import APIError, BodyTooLarge, InvalidRequest, PayloadTooLarge, error_body
+from app.core.scope import route_path
+from app.protocol import ollama
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,10 @@ _HTTP_TYPES = {
 }
 
 
-def api_error_response(exc: APIError) -> JSONResponse:
+def api_error_response(exc: APIError, request: Request | None = None) -> JSONResponse:
+    """OpenAI's error object; Ollama's `{"error": "..."}` under Ollama's paths (`/api/...` but sessions)."""
+    if request is not None and ollama.is_ollama_path(route_path(request.scope)):
+        return JSONResponse(ollama.error_body(exc.public_message()), status_code=exc.status_code, headers=exc.headers)
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers)
 
 
@@ -63,8 +68,8 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     )
 
 
-async def on_api_error(_: Request, exc: APIError) -> JSONResponse:
-    return api_error_response(exc)
+async def on_api_error(request: Request, exc: APIError) -> JSONResponse:
+    return api_error_response(exc, request)
 
 
 async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -77,18 +82,20 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
             f"(this request's content type: {content_type[:100] or 'none'}).",
             code="invalid_content_type",
         )
-    return api_error_response(error)
+    return api_error_response(error, request)
 
 
-async def on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps body-read errors in a 400
-        return api_error_response(PayloadTooLarge("Request body too large."))
+        return api_error_response(PayloadTooLarge("Request body too large."), request)
     type_, code = _HTTP_TYPES.get(exc.status_code, ("server_error", None))
     message = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404 and message == "Not Found":
         message = "Unknown route. See /docs for the API."
     if exc.status_code == 405:
         message = "Method not allowed for this route. See /docs for the API."
+    if ollama.is_ollama_path(route_path(request.scope)):
+        return JSONResponse(ollama.error_body(message), status_code=exc.status_code)
     return JSONResponse(
         error_body(message, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
     )

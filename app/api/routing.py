@@ -61,3 +61,18 @@ class SlipwayRoute(APIRoute):
             return await handler(TextOnlyRequest(request.scope, request.receive))
 
         return text_only
+
+
+class AnyContentTypeRoute(SlipwayRoute):
+    """Ollama reads every request body as JSON whatever its Content-Type (its documented examples are
+    `curl -d '{...}'`, sent as a form): so do its routes here."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def as_json(request: Request) -> Response:
+            headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+            request.scope["headers"] = [*headers, (b"content-type", b"application/json")]
+            return await handler(request)
+
+        return as_json

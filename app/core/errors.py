@@ -33,11 +33,15 @@ class APIError(Exception):
             self.status_code = status_code
         self.headers = headers or {}
 
-    def to_dict(self) -> dict[str, object]:
-        # Messages may echo client input (a model name) or upstream text: scrub secrets from them too.
+    def public_message(self) -> str:
+        """The message as a client may see it: it may echo client input (a model name) or upstream
+        text, so secrets are scrubbed from it too."""
         from app.core.logging import scrub
 
-        return {"error": {"message": scrub(self.message), "type": self.type, "param": self.param, "code": self.code}}
+        return scrub(self.message)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": {"message": self.public_message(), "type": self.type, "param": self.param, "code": self.code}}
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, object]:

@@ -6,6 +6,8 @@ import orjson
 from starlette.types import Scope, Send
 
 from app.core.errors import APIError
+from app.core.scope import route_path
+from app.protocol import ollama
 from app.protocol.frames import error_frame
 
 
@@ -27,16 +29,12 @@ def bearer_token(scope: Scope) -> str | None:
     return token.strip()
 
 
-def route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root = scope.get("root_path") or ""
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-    return path
-
-
-async def send_error(send: Send, error: APIError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = orjson.dumps(error.to_dict())
+async def send_error(
+    send: Send, error: APIError, extra_headers: list[tuple[bytes, bytes]] | None = None, scope: Scope | None = None
+) -> None:
+    """The error in the API's own shape: OpenAI's error object, or Ollama's under its paths."""
+    shaped = scope is not None and ollama.is_ollama_path(route_path(scope))
+    body = orjson.dumps(ollama.error_body(error.public_message()) if shaped else error.to_dict())
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -117,7 +117,7 @@ class AuthMiddleware:
             foreign = self._foreign_host(scope)
             if foreign is not None:
                 if kind == "http":
-                    await send_error(send, host_not_allowed(foreign))
+                    await send_error(send, host_not_allowed(foreign), scope=scope)
                 else:
                     await deny_websocket(scope, send, host_not_allowed(foreign), 4403)
                 return
@@ -132,7 +132,7 @@ class AuthMiddleware:
                     refusal = no_keys_yet()
                 else:
                     refusal = wrong_key() if token else missing_key()
-                await send_error(send, refusal, _CHALLENGE)
+                await send_error(send, refusal, _CHALLENGE, scope=scope)
                 return
             _set_identity(scope, identity)
             await self.app(scope, receive, send)

@@ -77,7 +77,7 @@ class RateLimitMiddleware:
         if not decision.allowed:
             if self.on_reject:
                 self.on_reject(decision.limited_by or "requests")
-            await send_error(send, decision.error(), decision.headers())
+            await send_error(send, decision.error(), decision.headers(), scope=scope)
             return
         extra = decision.headers()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -21,8 +21,12 @@ router = APIRouter(include_in_schema=False)
 static = StaticFiles(directory=STATIC)
 
 
-@router.get("/")
-async def index() -> FileResponse:
+@router.get("/", response_model=None)
+async def index(request: Request) -> Response:
+    """The web page for a browser (a request that accepts HTML); "Ollama is running" for everything
+    else, which is how Ollama clients (Continue, Aider, Open Interpreter) probe a server at `/`."""
+    if "text/html" not in request.headers.get("accept", ""):
+        return PlainTextResponse("Ollama is running")
     # no-cache: a new release's page is picked up at once (it is a few kB).
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 

@@ -134,3 +134,17 @@ def test_logprobs_pass_through_openai_compatible_and_are_refused_elsewhere(
     for model in ("ollama-structured", "gemini-structured"):
         refused = httpx.post(remote.url + "/v1/chat/completions", json={**body, "model": model})
         assert refused.status_code == 400 and refused.json()["error"]["param"] == "logprobs"
+
+
+def test_an_ollama_client_talks_to_gemini_through_slipway(remote: SlipwayServer, standins: StandIns) -> None:
+    """Ollama's API serves every models-file entry, whatever its provider."""
+    import ollama
+
+    client = ollama.Client(host=remote.url)
+    assert "gemini-flash:latest" in [m.model for m in client.list().models]
+    before = len(standins.gemini.requests_for("gemini-3.8-flash"))
+    answer = client.chat(model="gemini-flash", messages=[{"role": "user", "content": "Hello?"}])
+    assert answer.message.content and answer.done and answer.eval_count > 0
+    assert len(standins.gemini.requests_for("gemini-3.8-flash")) == before + 1
+    parts = list(client.chat(model="gemini-flash", messages=[{"role": "user", "content": "Hi"}], stream=True))
+    assert parts[-1].done and "".join(p.message.content for p in parts)
