@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.auth.public import is_public
+from app.protocol.ollama import is_ollama_path
 
 SCHEME = "APIKey"
 ERROR_SCHEMA = {
@@ -59,10 +60,16 @@ AUTH_RESPONSES = {
 }
 
 
-def _error_response(description: str) -> dict[str, Any]:
+#: Ollama's error object, under its paths (`app.protocol.ollama`).
+OLLAMA_ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+#: One NDJSON body of Ollama's chat or generate: objects, one per line.
+NDJSON = {"schema": {"type": "string"}}
+
+
+def _error_response(description: str, shape: str = "ErrorResponse") -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}},
     }
 
 
@@ -76,24 +83,22 @@ def _streams(operation: dict[str, Any], path: str, schemas: dict[str, Any]) -> b
     return "stream" in target.get("properties", {})
 
 
-def _document_stream(operation: dict[str, Any]) -> None:
+def _document_stream(operation: dict[str, Any], ndjson: bool = False) -> None:
     ok = operation["responses"].get("200")
     if ok is not None:
-        ok.setdefault("content", {}).setdefault(
-            "text/event-stream",
-            {"schema": SSE_EVENT},
-        )
+        media, schema = ("application/x-ndjson", NDJSON) if ndjson else ("text/event-stream", {"schema": SSE_EVENT})
+        ok.setdefault("content", {}).setdefault(media, schema)
 
 
-def _document_errors(operation: dict[str, Any]) -> None:
+def _document_errors(operation: dict[str, Any], shape: str) -> None:
     responses = operation["responses"]
     if responses.pop("422", None) is not None or operation.get("requestBody") or operation.get("parameters"):
-        responses.setdefault("400", _error_response("Invalid request (OpenAI's error object)."))
+        responses.setdefault("400", _error_response("Invalid request.", shape))
     if any(p.get("in") == "path" for p in operation.get("parameters", [])):
-        responses.setdefault("404", _error_response("Not found."))
+        responses.setdefault("404", _error_response("Not found.", shape))
     if operation.get("requestBody"):
         for status, description in BODY_RESPONSES.items():
-            responses.setdefault(status, _error_response(description))
+            responses.setdefault(status, _error_response(description, shape))
 
 
 def secure_openapi(app: FastAPI, protect_metrics: bool) -> None:
@@ -110,19 +115,22 @@ def secure_openapi(app: FastAPI, protect_metrics: bool) -> None:
             "description": "An API key (`sk-slw-...`), required once any key exists.",
         }
         components.setdefault("schemas", {}).setdefault("ErrorResponse", ERROR_SCHEMA)
+        components["schemas"].setdefault("OllamaError", OLLAMA_ERROR_SCHEMA)
         for path, operations in schema.get("paths", {}).items():
             public = is_public(path, metrics_open=not protect_metrics)
+            ollama_path = is_ollama_path(path)
+            shape = "OllamaError" if ollama_path else "ErrorResponse"
             for operation in operations.values():
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
-                _document_errors(operation)
+                _document_errors(operation, shape)
                 if _streams(operation, path, components.get("schemas", {})):
-                    _document_stream(operation)
+                    _document_stream(operation, ndjson=ollama_path)
                 if public:
                     continue
                 operation["security"] = [{SCHEME: []}]
                 for status, description in AUTH_RESPONSES.items():
-                    operation["responses"].setdefault(status, _error_response(description))
+                    operation["responses"].setdefault(status, _error_response(description, shape))
         schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
         schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
         schema["x-slipway-auth"] = True

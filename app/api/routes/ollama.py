@@ -63,8 +63,8 @@ async def generate(body: GenerateRequest, request: Request, service: OllamaDep, 
     return await _answer(service.generate(body), body.stream, request, settings.sse_ping_seconds)
 
 
-@router.post("/embed", response_model=None)
-@router.post("/embeddings", response_model=None)
+@router.post("/embed", response_model=None, responses={400: {"description": "No embedding model is served."}})
+@router.post("/embeddings", response_model=None, responses={400: {"description": "No embedding model is served."}})
 async def embed() -> Response:
     raise InvalidRequest(
         "the models served here do not embed text (no embedding model in the models file)", param="model"
