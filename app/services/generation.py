@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -349,19 +349,3 @@ def _observe(handle: ModelHandle, error: APIError | None) -> None:
 def _may_fall_back(error: APIError) -> bool:
     """The model failed, not the request: unreachable, timed out, overloaded, 5xx, not configured."""
     return error.retryable or error.status_code == 429 or error.status_code >= 500
-
-
-async def collect(events: AsyncIterator[Event]) -> tuple[str, Finished]:
-    """The whole answer; a failure after the first token is the same error as before it (nothing was sent)."""
-    parts: list[str] = []
-    finished: Finished | None = None
-    try:
-        async for event in events:
-            if isinstance(event, Delta):
-                parts.append(event.text)
-            else:
-                finished = event
-    except StreamStarted as exc:
-        raise exc.error from None
-    assert finished is not None
-    return "".join(parts), finished
