@@ -30,6 +30,7 @@ from app.services.generation import Generator
 from app.services.hooks import ObservedHooks
 from app.services.ollama import OllamaService
 from app.services.sessions import SessionService
+from app.services.text_completions import TextCompletions
 from app.shutdown import Drain
 from app.storage.api_keys import snapshot_loader
 from app.storage.lifecycle import Storage
@@ -52,6 +53,7 @@ class Services:
     generator: Generator
     completions: Completions
     ollama: OllamaService
+    text_completions: TextCompletions
     storage: Storage
     sessions: SessionService
     keyring: KeyRing
@@ -85,6 +87,7 @@ class Services:
             generator=generator,
             completions=completions,
             ollama=OllamaService(completions),
+            text_completions=TextCompletions(completions),
             storage=storage,
             sessions=SessionService(storage.db, generator, settings, gate=storage.ensure_schema),
             keyring=keyring,

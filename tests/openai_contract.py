@@ -82,8 +82,8 @@ class _CheckedStream(httpx.SyncByteStream):
 class CheckingTransport(httpx.BaseTransport):
     """Checks every chat completion and chunk a test's client receives against OpenAI's schemas."""
 
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
+    def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
+        self.inner = inner or httpx.HTTPTransport()
         self.checked: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -19,6 +19,7 @@ from app.services.completions import Completions
 from app.services.generation import Generator
 from app.services.ollama import OllamaService
 from app.services.sessions import SessionService
+from app.services.text_completions import TextCompletions
 
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread,
 # two thread hops per request for what is an attribute lookup (seen in bench/profile.py's profile).
@@ -69,3 +70,4 @@ MetricsDep = Annotated[Metrics, part(lambda s: s.metrics)]
 LifecycleDep = Annotated[Lifecycle, part(lambda s: s.lifecycle)]
 ProbesDep = Annotated[dict[str, Probe], part(lambda s: s.probes)]
 OllamaDep = Annotated[OllamaService, part(lambda s: s.ollama)]
+TextCompletionsDep = Annotated[TextCompletions, part(lambda s: s.text_completions)]

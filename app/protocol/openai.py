@@ -264,6 +264,44 @@ class ChatCompletionRequest(OpenAIBaseModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+class CompletionRequest(OpenAIBaseModel):
+    """The legacy Completions API's request: a prompt instead of messages (answered by a chat model)."""
+
+    model: str | None = None
+    prompt: str | list[str] = Field(description="One prompt (a list holding one string is accepted).")
+    max_tokens: MaxTokens = 16  # the legacy API's own default
+    temperature: Temperature = None
+    top_p: TopP = None
+    n: int | None = Field(default=1, ge=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: Seed = None
+    user: str | None = None
+    echo: bool | None = False
+    suffix: str | None = None
+    best_of: int | None = None
+    logprobs: int | None = None
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> CompletionRequest:
+        if isinstance(self.prompt, list) and len(self.prompt) != 1:
+            raise ValueError("send one prompt per request (a list holding one string is accepted)")
+        if self.echo:
+            raise ValueError("echo is not supported: the prompt is not repeated in the answer")
+        if self.suffix:
+            raise ValueError("suffix (fill-in-the-middle) is not supported by the models served here")
+        if self.best_of not in (None, 1):
+            raise ValueError("best_of is not supported: ask for n choices instead")
+        if self.logprobs is not None:
+            raise ValueError("logprobs on the legacy Completions API are not supported: use chat completions")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
