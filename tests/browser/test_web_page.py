@@ -82,7 +82,7 @@ def wait_answer(page: Any, status: str = "complete") -> str:
 
 
 def test_the_page_is_served_with_its_security_headers(server: SlipwayServer) -> None:
-    r = httpx.get(server.url + "/")
+    r = httpx.get(server.url + "/", headers={"Accept": "text/html"})  # as a browser asks (else: Ollama's probe answer)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
