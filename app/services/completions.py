@@ -151,7 +151,7 @@ class Completions:
             raise exc.error from None
         assert finished is not None
         answer = _Answer("".join(parts), calls.result(), finished, logprobs)
-        if not answer.tool_calls:
+        if not answer.tool_calls and finished.finish_reason != "length":  # cut by max_tokens: as it is, as OpenAI does
             check_json(answer.text, prepared.output, finished.model)
         return answer
 
