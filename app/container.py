@@ -29,6 +29,7 @@ from app.services.completions import Completions
 from app.services.generation import Generator
 from app.services.hooks import ObservedHooks
 from app.services.ollama import OllamaService
+from app.services.responses import Responses
 from app.services.sessions import SessionService
 from app.services.text_completions import TextCompletions
 from app.shutdown import Drain
@@ -55,6 +56,7 @@ class Services:
     ollama: OllamaService
     text_completions: TextCompletions
     storage: Storage
+    responses: Responses
     sessions: SessionService
     keyring: KeyRing
     limiter: LocalLimiter | SharedLimiter
@@ -89,6 +91,7 @@ class Services:
             ollama=OllamaService(completions),
             text_completions=TextCompletions(completions),
             storage=storage,
+            responses=Responses(completions, storage.db, gate=storage.ensure_schema),
             sessions=SessionService(storage.db, generator, settings, gate=storage.ensure_schema),
             keyring=keyring,
             limiter=limiter,

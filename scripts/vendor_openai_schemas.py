@@ -1,10 +1,10 @@
-"""Vendor the Chat Completions response schemas from OpenAI's published OpenAPI specification.
+"""Vendor the response schemas the API tests validate against from OpenAI's published OpenAPI specification.
 
     python scripts/vendor_openai_schemas.py DIR COMMIT    # DIR holds openapi.json of that commit
 
-Reads `openapi.json` of a checkout of https://github.com/openai/openai-openapi (MIT), keeps the two
-response schemas the tests validate against and every schema they reference, and writes them to
-tests/openai_spec/chat_completions.json with the commit they came from. OpenAPI's `nullable: true`
+Reads `openapi.json` of a checkout of https://github.com/openai/openai-openapi (MIT), keeps the
+response schemas of each file in `FILES` and every schema they reference, and writes them to
+tests/openai_spec/<file>.json with the commit they came from. OpenAPI's `nullable: true`
 (still used inside the 3.1 document) becomes JSON Schema's `"null"` type so a JSON Schema validator
 reads it as the SDKs do.
 """
@@ -16,8 +16,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOTS = ["CreateChatCompletionResponse", "CreateChatCompletionStreamResponse"]
-OUT = Path(__file__).resolve().parents[1] / "tests" / "openai_spec" / "chat_completions.json"
+#: The Responses events are named one by one (the spec's `ResponseStreamEvent` is a union of every
+#: event of every tool, which is slow to validate against and says less when a check fails).
+RESPONSE_EVENTS = [
+    "ResponseCreatedEvent",
+    "ResponseInProgressEvent",
+    "ResponseOutputItemAddedEvent",
+    "ResponseOutputItemDoneEvent",
+    "ResponseContentPartAddedEvent",
+    "ResponseContentPartDoneEvent",
+    "ResponseTextDeltaEvent",
+    "ResponseTextDoneEvent",
+    "ResponseFunctionCallArgumentsDeltaEvent",
+    "ResponseFunctionCallArgumentsDoneEvent",
+    "ResponseCompletedEvent",
+    "ResponseIncompleteEvent",
+    "ResponseFailedEvent",
+    "ResponseErrorEvent",
+]
+FILES = {
+    "chat_completions.json": ["CreateChatCompletionResponse", "CreateChatCompletionStreamResponse"],
+    "responses.json": ["Response", "ResponseItemList", *RESPONSE_EVENTS],
+    "embeddings.json": ["CreateEmbeddingResponse"],
+}
+SPEC_DIR = Path(__file__).resolve().parents[1] / "tests" / "openai_spec"
 
 
 def refs(node: Any) -> set[str]:
@@ -53,9 +75,14 @@ def nullable(node: Any) -> Any:
 
 def main(checkout: str, commit: str) -> None:
     spec = json.loads((Path(checkout) / "openapi.json").read_text())
+    for name, roots in FILES.items():
+        write(spec, roots, SPEC_DIR / name, commit)
+
+
+def write(spec: dict[str, Any], roots: list[str], out_path: Path, commit: str) -> None:
     schemas = spec["components"]["schemas"]
     keep: set[str] = set()
-    todo = list(ROOTS)
+    todo = list(roots)
     while todo:
         name = todo.pop()
         if name not in keep:
@@ -67,8 +94,8 @@ def main(checkout: str, commit: str) -> None:
         "openapi_version": spec["info"]["version"],
         "components": {"schemas": {name: nullable(schemas[name]) for name in sorted(keep)}},
     }
-    OUT.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(f"{len(keep)} schemas -> {OUT}")
+    out_path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print(f"{len(keep)} schemas -> {out_path}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""OpenAI's published contract for chat completions: every response and stream chunk the API tests
-receive is validated against the schemas vendored from openai/openai-openapi
-(tests/openai_spec/chat_completions.json, its commit and MIT licence beside it)."""
+"""OpenAI's published contract: every chat completion, Responses object and event, and embeddings
+answer the API tests receive is validated against the schemas vendored from openai/openai-openapi
+(tests/openai_spec/*.json, their commit and MIT licence beside them; `scripts/vendor_openai_schemas.py`)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,18 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC = Path(__file__).resolve().parent / "openai_spec" / "chat_completions.json"
+SPECS = Path(__file__).resolve().parent / "openai_spec"
+#: Which vendored file holds a schema.
+FILES = {
+    "CreateChatCompletionResponse": "chat_completions.json",
+    "CreateChatCompletionStreamResponse": "chat_completions.json",
+    "CreateEmbeddingResponse": "embeddings.json",
+}
 
 
 @cache
 def _validator(name: str) -> jsonschema.Draft202012Validator:
-    document = json.loads(SPEC.read_text())
+    document = json.loads((SPECS / FILES.get(name, "responses.json")).read_text())
     resource = Resource.from_contents(document, default_specification=DRAFT202012)
     registry: Registry = Registry().with_resource("openai.json", resource)
     return jsonschema.Draft202012Validator({"$ref": f"openai.json#/components/schemas/{name}"}, registry=registry)
@@ -42,6 +48,56 @@ def assert_chunk(chunk: dict[str, Any]) -> None:
     assert not found, found
 
 
+def assert_valid(name: str, value: Any) -> None:
+    found = problems(name, value)
+    assert not found, (name, found)
+
+
+#: A Responses stream event's schema, by its `type`.
+RESPONSE_EVENTS = {
+    "response.created": "ResponseCreatedEvent",
+    "response.in_progress": "ResponseInProgressEvent",
+    "response.output_item.added": "ResponseOutputItemAddedEvent",
+    "response.output_item.done": "ResponseOutputItemDoneEvent",
+    "response.content_part.added": "ResponseContentPartAddedEvent",
+    "response.content_part.done": "ResponseContentPartDoneEvent",
+    "response.output_text.delta": "ResponseTextDeltaEvent",
+    "response.output_text.done": "ResponseTextDoneEvent",
+    "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
+    "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
+    "response.completed": "ResponseCompletedEvent",
+    "response.incomplete": "ResponseIncompleteEvent",
+    "response.failed": "ResponseFailedEvent",
+    "error": "ResponseErrorEvent",
+}
+
+
+def assert_response_event(event: dict[str, Any]) -> None:
+    assert event.get("type") in RESPONSE_EVENTS, f"not an event of OpenAI's Responses stream: {event.get('type')!r}"
+    assert_valid(RESPONSE_EVENTS[event["type"]], event)
+
+
+def _json_schema(request: httpx.Request) -> str | None:
+    """The schema of a JSON answer to this request, if the contract has one here."""
+    path = request.url.path
+    if path.endswith("/chat/completions"):
+        return "CreateChatCompletionResponse"
+    if path.endswith("/embeddings"):
+        return "CreateEmbeddingResponse"
+    if path.endswith("/input_items"):
+        return "ResponseItemList"
+    if "/responses" in path and request.method in ("GET", "POST"):
+        return "Response"
+    return None
+
+
+def _check_event(path: str, chunk: dict[str, Any]) -> None:
+    if "/responses" in path:
+        assert_response_event(chunk)
+    elif "error" not in chunk:
+        assert_chunk(chunk)
+
+
 def sse_chunks(text: str) -> list[dict[str, Any]]:
     """The JSON events of an SSE body (without `[DONE]`), each checked against the chunk schema."""
     chunks = []
@@ -57,9 +113,10 @@ def sse_chunks(text: str) -> list[dict[str, Any]]:
 class _CheckedStream(httpx.SyncByteStream):
     """An SSE body passed through unchanged, each complete `data:` chunk checked as it goes by."""
 
-    def __init__(self, inner: httpx.SyncByteStream, checked: list[str]) -> None:
+    def __init__(self, inner: httpx.SyncByteStream, checked: list[str], path: str) -> None:
         self.inner = inner
         self.checked = checked
+        self.path = path
         self.buffer = b""
 
     def __iter__(self) -> Iterator[bytes]:
@@ -69,10 +126,8 @@ class _CheckedStream(httpx.SyncByteStream):
             for line in lines:
                 text = line.decode().strip()
                 if text.startswith("data: ") and text != "data: [DONE]":
-                    chunk = json.loads(text[6:])
-                    if "error" not in chunk:
-                        assert_chunk(chunk)
-                        self.checked.append("chunk")
+                    _check_event(self.path, json.loads(text[6:]))
+                    self.checked.append("event" if "/responses" in self.path else "chunk")
             yield part
 
     def close(self) -> None:
@@ -80,7 +135,8 @@ class _CheckedStream(httpx.SyncByteStream):
 
 
 class CheckingTransport(httpx.BaseTransport):
-    """Checks every chat completion and chunk a test's client receives against OpenAI's schemas."""
+    """Checks every chat completion and chunk, Responses object and event, and embeddings answer a
+    test's client receives against OpenAI's schemas."""
 
     def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
         self.inner = inner or httpx.HTTPTransport()
@@ -88,17 +144,18 @@ class CheckingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.inner.handle_request(request)
-        if not request.url.path.endswith("/chat/completions") or response.status_code != 200:
+        schema = _json_schema(request)
+        if schema is None or response.status_code != 200:
             return response
         kind = response.headers.get("content-type", "")
         if kind.startswith("application/json"):
             body = b"".join(response.stream)
-            assert_completion(json.loads(body))
-            self.checked.append("completion")
+            assert_valid(schema, json.loads(body))
+            self.checked.append("completion" if schema == "CreateChatCompletionResponse" else schema)
             return httpx.Response(response.status_code, headers=response.headers, content=body)
         if kind.startswith("text/event-stream"):
             assert isinstance(response.stream, httpx.SyncByteStream)
-            response.stream = _CheckedStream(response.stream, self.checked)
+            response.stream = _CheckedStream(response.stream, self.checked, request.url.path)
         return response
 
     def close(self) -> None:

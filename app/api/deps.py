@@ -18,6 +18,7 @@ from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
 from app.services.generation import Generator
 from app.services.ollama import OllamaService
+from app.services.responses import Responses
 from app.services.sessions import SessionService
 from app.services.text_completions import TextCompletions
 
@@ -71,3 +72,4 @@ LifecycleDep = Annotated[Lifecycle, part(lambda s: s.lifecycle)]
 ProbesDep = Annotated[dict[str, Probe], part(lambda s: s.probes)]
 OllamaDep = Annotated[OllamaService, part(lambda s: s.ollama)]
 TextCompletionsDep = Annotated[TextCompletions, part(lambda s: s.text_completions)]
+ResponsesDep = Annotated[Responses, part(lambda s: s.responses)]

@@ -21,7 +21,7 @@ from app.auth.keyring import Loader, Snapshot
 from app.auth.keys import Identity, display_prefix, generate_key, hash_key
 from app.core.config import Settings
 from app.storage.db import Database, make_engine
-from app.storage.tables import api_keys, chat_sessions
+from app.storage.tables import api_keys, chat_sessions, responses
 
 
 class KeyNameTaken(ValueError):
@@ -156,7 +156,7 @@ def snapshot_loader(db: Database) -> Loader:
 
 async def rotate_key(conn: AsyncConnection, *, name: str) -> tuple[str, KeyRecord, int]:
     """Replace the active key named `name` by a new one with the same name and limits, in one
-    transaction; its conversations move to the new key. Returns the key, its record and how many
+    transaction; its conversations and stored responses move to the new key. Returns the key, its record and how many
     conversations moved. KeyError when no active key has that name."""
     old = (await conn.execute(select(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None)))).first()
     if old is None:
@@ -165,5 +165,8 @@ async def rotate_key(conn: AsyncConnection, *, name: str) -> tuple[str, KeyRecor
     key, record = await create_key(conn, name=name, rpm=old.rpm, tpm=old.tpm)
     moved = await conn.execute(
         update(chat_sessions).where(chat_sessions.c.identity == f"db:{old.id}").values(identity=f"db:{record.id}")
+    )
+    await conn.execute(
+        update(responses).where(responses.c.identity == f"db:{old.id}").values(identity=f"db:{record.id}")
     )
     return key, record, moved.rowcount or 0

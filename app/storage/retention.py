@@ -1,5 +1,5 @@
 """Retention: a background task deletes conversations past the configured maximum age (no activity
-for `retention_max_age_days`) and, per identity, beyond the `retention_max_sessions` most recently
+for `retention_max_age_days`, and stored Responses API objects older than that) and, per identity, beyond the `retention_max_sessions` most recently
 active ones. Both off by default: nothing is deleted unless an operator asks.
 
 Deletes run in small batches, each its own transaction, so a sweep never holds a long lock; a sweep
@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from app.core.config import Settings
 from app.core.errors import ServiceUnavailable
-from app.storage import repo
+from app.storage import repo, responses
 from app.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class RetentionPolicy:
 
 
 async def sweep(db: Database, policy: RetentionPolicy) -> int:
-    """One pass; returns how many sessions were deleted."""
+    """One pass; returns how many sessions and stored responses were deleted."""
     deleted = 0
     if policy.max_age_days is not None:
         cutoff = repo.utcnow() - timedelta(days=policy.max_age_days)
@@ -48,6 +48,12 @@ async def sweep(db: Database, policy: RetentionPolicy) -> int:
                 ids = await repo.sessions_idle_since(conn, cutoff=cutoff, limit=BATCH)
                 deleted += await repo.delete_sessions(conn, session_ids=ids)
             if len(ids) < BATCH:
+                break
+        while True:
+            async with db.transaction() as conn:
+                gone = await responses.remove_older_than(conn, cutoff=cutoff, limit=BATCH)
+            deleted += gone
+            if gone < BATCH:
                 break
     if policy.max_sessions is not None:
         while True:
@@ -65,7 +71,7 @@ async def run_retention(db: Database, policy: RetentionPolicy) -> None:
         try:
             deleted = await sweep(db, policy)
             if deleted:
-                log.info("retention: deleted %d conversations", deleted)
+                log.info("retention: deleted %d conversations and responses", deleted)
         except ServiceUnavailable:
             log.warning("retention: database unavailable; next try in %.0f s", policy.interval_s)
         except Exception:

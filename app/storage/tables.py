@@ -1,4 +1,4 @@
-"""Every table of the service: conversations and API keys. The schema itself is created by the Alembic migrations in `migrations/`;
+"""Every table of the service: conversations, stored Responses and API keys. The schema itself is created by the Alembic migrations in `migrations/`;
 these objects are what queries are written against (a test checks the two never drift apart).
 
 Why Core tables rather than ORM classes: every write is one explicit transaction of a few statements,
@@ -77,6 +77,27 @@ chat_messages = Table(
     Column("error", String(200), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("session_id", "seq", name="uq_chat_messages_session_seq"),
+)
+
+
+#: Responses API objects kept with `store: true` (`app.storage.responses`): what `GET /v1/responses/{id}`
+#: returns and what `previous_response_id` continues from. Each row holds its own request's input
+#: items and its output; a continued conversation is the chain of rows followed back.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    #: The caller's identity, as for conversations: every query filters on it.
+    Column("identity", String(200), nullable=False),
+    Column("previous_response_id", String(64), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    #: The response object as returned (JSON text).
+    Column("body", Text, nullable=False),
+    #: This request's input items, with their ids (JSON text), for `input_items` and continuation.
+    Column("input_items", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_responses_identity_created", "identity", "created_at"),
 )
 
 

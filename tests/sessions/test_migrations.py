@@ -28,7 +28,7 @@ from tests.servers import ROOT
 from tests.sessions.conftest import BACKENDS, Databases, echo_models, start_server, wait_for
 from tests.sessions.standin import EchoModel
 
-TABLES = {"alembic_version", "api_keys", "chat_messages", "chat_sessions"}
+TABLES = {"alembic_version", "api_keys", "chat_messages", "chat_sessions", "responses"}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,11 +13,12 @@ from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
 from app.core.config import Settings
-from app.storage import migrate, repo
+from app.storage import migrate, repo, responses
 from app.storage.db import Database, make_engine
 from app.storage.locks import SessionBusy, SessionLocks
 from app.storage.retention import RetentionPolicy, sweep
 from app.storage.tables import chat_messages
+from app.storage.tables import responses as responses_table
 from tests.sessions.conftest import BACKENDS, Databases
 
 #: The engine fixtures live in the session's event loop (pyproject); the tests must run in it too.
@@ -212,3 +213,27 @@ async def test_turn_lock_holds_across_replicas_and_dies_with_its_holder(tmp_path
         await first.dispose()
         await second.dispose()
         await asyncio.to_thread(dbs.drop_all)
+
+
+async def test_retention_deletes_stored_responses_by_age_and_chains_end_there(db: Database) -> None:
+    async def stored(response_id: str, previous: str | None) -> None:
+        body = {"id": response_id, "model": "m", "status": "completed", "previous_response_id": previous, "output": []}
+        async with db.transaction() as conn:
+            await responses.save(conn, identity="alice", body=body, input_items=[{"id": f"in-{response_id}"}])
+
+    await stored("resp_old", None)
+    await stored("resp_new", "resp_old")
+    async with db.transaction() as conn:
+        await conn.execute(
+            responses_table.update()
+            .where(responses_table.c.id == "resp_old")
+            .values(created_at=repo.utcnow() - timedelta(days=10))
+        )
+        chain = await responses.chain(conn, identity="alice", response_id="resp_new")
+        assert [r.id for r in chain or []] == ["resp_old", "resp_new"]
+        assert await responses.chain(conn, identity="mallory", response_id="resp_new") is None
+    assert await sweep(db, RetentionPolicy(max_age_days=7, max_sessions=None, interval_s=60)) == 1
+    async with db.transaction() as conn:
+        assert await responses.get(conn, identity="alice", response_id="resp_old") is None
+        chain = await responses.chain(conn, identity="alice", response_id="resp_new")
+    assert [r.id for r in chain or []] == ["resp_new"], "a swept link ends the chain; the newer part is kept"
