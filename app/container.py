@@ -26,6 +26,7 @@ from app.observability.metrics import Metrics
 from app.observability.tracing import Tracing, build_tracing
 from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
+from app.services.embeddings import Embeddings
 from app.services.generation import Generator
 from app.services.hooks import ObservedHooks
 from app.services.ollama import OllamaService
@@ -53,6 +54,7 @@ class Services:
     metrics: Metrics
     generator: Generator
     completions: Completions
+    embeddings: Embeddings
     ollama: OllamaService
     text_completions: TextCompletions
     storage: Storage
@@ -75,6 +77,7 @@ class Services:
         metrics = Metrics(registry)
         generator = Generator(registry, ObservedHooks(metrics), lifecycle)
         completions = Completions(generator)
+        embeddings = Embeddings(registry, settings)
         storage = Storage(settings)
         keyring = KeyRing.from_settings(settings)
         keyring.attach(snapshot_loader(storage.db))
@@ -88,7 +91,8 @@ class Services:
             metrics=metrics,
             generator=generator,
             completions=completions,
-            ollama=OllamaService(completions),
+            embeddings=embeddings,
+            ollama=OllamaService(completions, embeddings),
             text_completions=TextCompletions(completions),
             storage=storage,
             responses=Responses(completions, storage.db, gate=storage.ensure_schema),

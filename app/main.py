@@ -18,7 +18,7 @@ from app.api import docs
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.openapi import secure_openapi
 from app.api.responses import JSONResponse
-from app.api.routes import chains, chat, health, metrics, models, ollama, responses, sessions, ws
+from app.api.routes import chains, chat, embeddings, health, metrics, models, ollama, responses, sessions, ws
 from app.container import VERSION, Services
 from app.core.config import Settings, get_settings
 from app.core.models_file import ModelsFile, load_models_file
@@ -39,6 +39,7 @@ ROUTERS = [
     models.router,  # /v1/models
     chat.router,  # /v1/chat/completions, /v1/completions
     responses.router,  # /v1/responses
+    embeddings.router,  # /v1/embeddings
     chains.router,  # /v1/chains
     sessions.router,  # /api/sessions: conversations kept by the server
     ws.router,  # /api/sessions/{id}/ws

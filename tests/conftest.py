@@ -6,7 +6,10 @@ one-line explanation first (see `tests/protocol_drift.py`), and the run ends wit
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,29 @@ def server() -> Iterator[SlipwayServer]:
     """The default service as README's first command starts it (packaged model, SQLite, no auth)."""
     with SlipwayServer() as s:
         yield s
+
+
+JS = Path(__file__).resolve().parent / "js"
+
+
+@pytest.fixture(scope="session")
+def js_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/js (the official `ollama` JavaScript client) installed with `npm ci` (exactly its
+    package-lock.json) into a temporary copy."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if not npm or not node:
+        pytest.fail("node and npm are needed (scripts/bootstrap.sh dev installs them)")
+    where = tmp_path_factory.mktemp("js")
+    for name in ("package.json", "package-lock.json", "ollama_client.mjs"):
+        shutil.copy(JS / name, where / name)
+    subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+        cwd=where,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    return where
 
 
 @pytest.hookimpl(tryfirst=True)

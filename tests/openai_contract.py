@@ -83,7 +83,9 @@ def _json_schema(request: httpx.Request) -> str | None:
     if path.endswith("/chat/completions"):
         return "CreateChatCompletionResponse"
     if path.endswith("/embeddings"):
-        return "CreateEmbeddingResponse"
+        # The spec types `embedding` as numbers only: a base64 answer (the SDK's default) is not described.
+        asked = json.loads(request.content or b"{}")
+        return None if asked.get("encoding_format") == "base64" else "CreateEmbeddingResponse"
     if path.endswith("/input_items"):
         return "ResponseItemList"
     if "/responses" in path and request.method in ("GET", "POST"):

@@ -16,6 +16,7 @@ from app.core.lifecycle import Lifecycle
 from app.observability.metrics import Metrics
 from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
+from app.services.embeddings import Embeddings
 from app.services.generation import Generator
 from app.services.ollama import OllamaService
 from app.services.responses import Responses
@@ -73,3 +74,4 @@ ProbesDep = Annotated[dict[str, Probe], part(lambda s: s.probes)]
 OllamaDep = Annotated[OllamaService, part(lambda s: s.ollama)]
 TextCompletionsDep = Annotated[TextCompletions, part(lambda s: s.text_completions)]
 ResponsesDep = Annotated[Responses, part(lambda s: s.responses)]
+EmbeddingsDep = Annotated[Embeddings, part(lambda s: s.embeddings)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -37,6 +37,8 @@ class ModelSpec(BaseModel):
 
     name: str = Field(min_length=1, description="What a client sends as `model`.")
     provider: str = "local"
+    #: `chat` answers messages; `embedding` turns texts into vectors (`/v1/embeddings`, `/api/embed`).
+    kind: Literal["chat", "embedding"] = "chat"
     model: str | None = Field(default=None, description="The provider's own model id.")
     path: Path | None = Field(default=None, description="local only: a GGUF file; null = the packaged model.")
     base_url: str | None = None
@@ -98,15 +100,25 @@ class ModelsFile(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate model names: {', '.join(duplicates)}")
-        known = set(names)
+        kinds = {m.name: m.kind for m in self.models}
         for spec in self.models:
-            unknown = [f for f in spec.fallbacks if f not in known]
+            unknown = [f for f in spec.fallbacks if f not in kinds]
             if unknown:
                 raise ValueError(f"model {spec.name!r} lists unknown fallbacks: {', '.join(unknown)}")
+            other = [f for f in spec.fallbacks if kinds[f] != spec.kind]
+            if other:
+                raise ValueError(
+                    f"model {spec.name!r} ({spec.kind}) lists fallbacks of another kind: {', '.join(other)}"
+                )
+        chat = [m.name for m in self.models if m.kind == "chat"]
+        if not chat:
+            raise ValueError("list at least one chat model (`kind: chat`, the default)")
         if self.default_model is None:
-            self.default_model = self.models[0].name
-        elif self.default_model not in known:
+            self.default_model = chat[0]
+        elif self.default_model not in kinds:
             raise ValueError(f"default_model {self.default_model!r} is not one of the listed models")
+        elif kinds[self.default_model] != "chat":
+            raise ValueError(f"default_model {self.default_model!r} is an embedding model; name a chat model")
         return self
 
 

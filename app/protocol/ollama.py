@@ -121,3 +121,21 @@ def final_fields(prompt_tokens: int, completion_tokens: int, total_s: float, fir
         "eval_count": completion_tokens,
         "eval_duration": max(0, total_ns - prompt_ns),
     }
+
+
+class EmbedRequest(OllamaModel):
+    """`POST /api/embed` (and the older `/api/embeddings`, which sends one `prompt`)."""
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | None = None
+    prompt: str | None = None
+    truncate: bool = True
+    dimensions: int | None = Field(default=None, ge=1, le=65536)
+    options: dict[str, Any] | None = None
+    keep_alive: str | int | float | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        if self.input is None:
+            return [self.prompt or ""]
+        return [self.input] if isinstance(self.input, str) else list(self.input)

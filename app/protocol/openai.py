@@ -302,6 +302,39 @@ class CompletionRequest(OpenAIBaseModel):
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 
 
+#: Inputs per embeddings request (OpenAI's own limit).
+MAX_EMBEDDING_INPUTS = 2048
+
+
+class EmbeddingRequest(OpenAIBaseModel):
+    model: str | None = Field(default=None, description="An embedding model of GET /v1/models; default: the first.")
+    input: str | list[str] | list[int] | list[list[int]] = Field(description="A text or a list of texts.")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1, le=65536)
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("input needs at least one text")
+            if not all(isinstance(item, str) for item in value):
+                raise ValueError(
+                    "token arrays are not accepted here: send the text itself (a string or a list of strings)"
+                )
+            if len(value) > MAX_EMBEDDING_INPUTS:
+                raise ValueError(f"at most {MAX_EMBEDDING_INPUTS} inputs per request")
+        texts = [value] if isinstance(value, str) else value
+        if any(text == "" for text in texts):
+            raise ValueError("an input is an empty string: every input needs some text")
+        return value
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)  # type: ignore[arg-type]
+
+
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 

@@ -22,6 +22,7 @@ from app.core.config import Settings
 from app.core.errors import APIError, InvalidRequest, ServiceUnavailable
 from app.core.models_file import ModelSpec
 from app.core.output import TEXT, OutputSpec
+from app.providers.embedders import Embedder
 
 #: Context window assumed for a remote model whose entry sets none (a common floor for today's models).
 DEFAULT_REMOTE_WINDOW = 8192
@@ -152,6 +153,8 @@ class Provider:
     has_logprobs: ClassVar[bool] = False
     #: Generic request parameter -> the chat model's call keyword (None: LangChain's own names).
     param_names: ClassVar[dict[str, str] | None] = None
+    #: Whether entries of `kind: embedding` can name this provider (`embedder()`).
+    embeds: ClassVar[bool] = False
 
     def check(self, spec: ModelSpec) -> None:
         """Refuse an entry this provider cannot serve (ValueError, shown with the entry's name)."""
@@ -166,6 +169,10 @@ class Provider:
 
     def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         """The LangChain chat model (cheap: no weights loaded, no connection made)."""
+        raise NotImplementedError
+
+    def embedder(self, spec: ModelSpec, settings: Settings) -> Embedder:
+        """The embedding client of a `kind: embedding` entry (cheap: no connection is made)."""
         raise NotImplementedError
 
     def stream(self, spec: ModelSpec, settings: Settings, chat_model: BaseChatModel) -> Stream:

@@ -21,6 +21,7 @@ from app.core.logging import register_secrets
 from app.core.models_file import ModelSpec
 from app.core.output import OutputSpec
 from app.providers.base import Provider, ProviderNotConfigured
+from app.providers.embedders import Embedder, GeminiEmbedder
 from app.providers.failures import generic_classify, host_of, short_detail, status_of
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
@@ -34,6 +35,7 @@ def key_env(spec: ModelSpec) -> str:
 class GeminiProvider(Provider):
     name = "gemini"
     owned_by = "google"
+    embeds = True
     default_model = "gemini-3.8-flash"
     #: Generic request parameter -> ChatGoogleGenerativeAI call keyword (`stop` is LangChain's own).
     param_names = {
@@ -46,6 +48,10 @@ class GeminiProvider(Provider):
 
     def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         return _chat_model(self.upstream_model(spec), spec, settings)
+
+    def embedder(self, spec: ModelSpec, settings: Settings) -> Embedder:
+        timeout = spec.timeout_s or settings.default_timeout_s
+        return GeminiEmbedder(self.upstream_model(spec), _key(spec, settings), spec.base_url, timeout)
 
     def classify(self, exc: BaseException, spec: ModelSpec, settings: Settings) -> APIError | None:
         return _classify(exc, spec)
@@ -67,7 +73,7 @@ class GeminiProvider(Provider):
         return f"key in ${variable}" if settings.env_secret(variable) else f"MISSING ${variable}"
 
 
-def _chat_model(model: str, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+def _key(spec: ModelSpec, settings: Settings) -> str:
     variable = key_env(spec)
     key = settings.env_secret(variable)
     if not key:
@@ -76,6 +82,11 @@ def _chat_model(model: str, spec: ModelSpec, settings: Settings) -> BaseChatMode
             "(or name another one with `api_key_env` in the models file)"
         )
     register_secrets([key])
+    return key
+
+
+def _chat_model(model: str, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+    key = _key(spec, settings)
     from app.providers.gemini_chat import SlipwayGemini  # the SDK is heavy: imported when a model needs it
 
     p = spec.params

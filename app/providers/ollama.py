@@ -22,6 +22,7 @@ from app.core.errors import APIError, InvalidRequest, ServiceUnavailable
 from app.core.models_file import ModelSpec
 from app.core.output import OutputSpec
 from app.providers.base import Provider
+from app.providers.embedders import Embedder, OllamaEmbedder
 from app.providers.failures import generic_classify, host_of, short_detail
 
 DEFAULT_HOST = "http://localhost:11434"
@@ -44,6 +45,7 @@ class OllamaProvider(Provider):
     name = "ollama"
     owned_by = "ollama"
     default_model = "llama3.1:8b"
+    embeds = True
 
     def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         from app.providers.ollama_chat import SlipwayChatOllama  # langchain-ollama: imported when needed
@@ -61,6 +63,10 @@ class OllamaProvider(Provider):
             stop=p.stop,
             client_kwargs={"timeout": timeout},
         )
+
+    def embedder(self, spec: ModelSpec, settings: Settings) -> Embedder:
+        timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
+        return OllamaEmbedder(self.upstream_model(spec), host(spec, settings), timeout)
 
     def check_output(self, output: OutputSpec, spec: ModelSpec) -> None:
         super().check_output(output, spec)

@@ -19,6 +19,7 @@ from app.core.errors import APIError
 from app.core.logging import register_secrets
 from app.core.models_file import ModelSpec
 from app.providers.base import Provider, ProviderNotConfigured, Stream
+from app.providers.embedders import Embedder, OpenAIEmbedder
 from app.providers.failures import generic_classify, short_detail
 from app.providers.openai_wire import OpenAIWire, UpstreamHTTPError
 
@@ -43,6 +44,7 @@ def api_key(spec: ModelSpec, settings: Settings) -> str:
 class OpenAIProvider(Provider):
     name = "openai"
     owned_by = "openai-compatible"
+    embeds = True
     has_logprobs = True  # passed through: the upstream computes them
     #: Generic request parameter -> ChatOpenAI call keyword (sent as `max_completion_tokens`).
     param_names = {
@@ -77,6 +79,15 @@ class OpenAIProvider(Provider):
             max_tokens=p.max_tokens,
             seed=p.seed,
             stop=p.stop,
+        )
+
+    def embedder(self, spec: ModelSpec, settings: Settings) -> Embedder:
+        key = api_key(spec, settings)
+        if key != NO_KEY:
+            register_secrets([key])
+        assert spec.base_url is not None  # `check` refuses an entry without one
+        return OpenAIEmbedder(
+            self.upstream_model(spec), spec.base_url, key, spec.timeout_s or settings.default_timeout_s
         )
 
     def stream(self, spec: ModelSpec, settings: Settings, chat_model: BaseChatModel) -> Stream:

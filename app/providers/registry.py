@@ -12,9 +12,10 @@ from typing import Literal
 from langchain_core.language_models import BaseChatModel
 
 from app.core.config import Settings, get_settings
-from app.core.errors import APIError, ModelNotFound, ServiceUnavailable
+from app.core.errors import APIError, InvalidRequest, ModelNotFound, ServiceUnavailable
 from app.core.models_file import ModelsFile, ModelSpec
 from app.providers.base import Provider, Stream
+from app.providers.embedders import Embedder
 from app.providers.gemini import GeminiProvider
 from app.providers.local import LocalProvider
 from app.providers.ollama import OllamaProvider
@@ -43,6 +44,9 @@ class Providers:
 
     def resolve(self, spec: ModelSpec) -> None:
         provider = self.get(spec.provider)
+        if spec.kind == "embedding" and not provider.embeds:
+            embedders = ", ".join(p.name for p in self.by_name.values() if p.embeds)
+            raise ValueError(f"provider {provider.name} serves no embedding models here; use one of {embedders}")
         provider.check(spec)
         if spec.model is None and provider.default_model:
             spec.model = provider.default_model
@@ -69,6 +73,8 @@ class ModelHandle:
     chat_model: BaseChatModel | None = None
     #: How `generate()` reads this model (`Provider.stream`), once built.
     stream: Stream | None = None
+    #: An embedding entry's client (`Provider.embedder`), once built.
+    embedder: Embedder | None = None
     state: State = "loading"
     detail: str | None = None
     created: int = 0
@@ -118,10 +124,52 @@ class ModelRegistry:
                 param="model",
             ) from None
 
+    def chat(self, name: str | None) -> ModelHandle:
+        """A chat model by name (the default one for None); 400 for an embedding model."""
+        handle = self.get(name)
+        if handle.spec.kind != "chat":
+            raise InvalidRequest(
+                f"The model {handle.name!r} is an embedding model: it answers POST /v1/embeddings "
+                f"(and Ollama's /api/embed), not chat. Chat models: {', '.join(self.names('chat'))}",
+                param="model",
+                code="model_not_chat",
+            )
+        return handle
+
+    def embedding(self, name: str | None) -> ModelHandle:
+        """An embedding model by name (the first one for None); 400 for a chat model."""
+        embedders = self.names("embedding")
+        if name is None and embedders:
+            name = embedders[0]
+        handle = self.get(name)
+        if handle.spec.kind != "embedding":
+            offer = (
+                f"Embedding models: {', '.join(embedders)}"
+                if embedders
+                else (
+                    "No embedding model is configured: add an entry with `kind: embedding` "
+                    "(provider ollama, gemini or openai) to the models file"
+                )
+            )
+            raise InvalidRequest(
+                f"The model {handle.name!r} is a chat model, not an embedding model. {offer}",
+                param="model",
+                code="model_not_embedding",
+            )
+        return handle
+
+    def names(self, kind: str) -> list[str]:
+        return [h.name for h in self.handles.values() if h.spec.kind == kind]
+
     def build_all(self) -> None:
-        """Create every chat model object (cheap: no weights are loaded, no connection is made)."""
+        """Create every model object (cheap: no weights are loaded, no connection is made)."""
         for handle in self.handles.values():
             try:
+                if handle.spec.kind == "embedding":
+                    handle.embedder = handle.provider.embedder(handle.spec, self.settings)
+                    handle.state = "ready"
+                    handle.detail = None
+                    continue
                 handle.chat_model = handle.provider.chat_model(handle.spec, self.settings)
                 handle.stream = handle.provider.stream(handle.spec, self.settings, handle.chat_model)
                 handle.state = "loading" if handle.provider.in_process else "ready"
@@ -157,6 +205,8 @@ class ModelRegistry:
         for handle in self.handles.values():
             if handle.stream is not None:
                 await handle.stream.aclose()
+            if handle.embedder is not None:
+                await handle.embedder.aclose()
 
     def close(self) -> None:
         for handle in self.handles.values():

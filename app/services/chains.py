@@ -83,7 +83,7 @@ class ChainRun:
 
     def __init__(self, generator: Generator, name: str, model: str | None, params: ChainParams | None) -> None:
         self.spec = chain_spec(name)
-        self.handle = generator.registry.get(model)  # 404 for an unknown model before any work
+        self.handle = generator.registry.chat(model)  # 404 for an unknown model before any work
         self.served = ServedChatModel(generator=generator, model_name=self.handle.name, params=params or ChainParams())
         self.runnable = self.spec(self.served)
 

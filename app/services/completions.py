@@ -160,7 +160,7 @@ class Completions:
 
 
 def prepare(generator: Generator, req: ChatCompletionRequest) -> Prepared:
-    handle = generator.registry.get(req.model)
+    handle = generator.registry.chat(req.model)
     refused = req.unsupported()
     if refused:
         field, why = refused

@@ -106,7 +106,7 @@ class Generator:
         The key's tokens are reserved once, for the worst case, and released at the end (a key's 429 is
         not a reason to fall back).
         """
-        primary = self.registry.get(model)
+        primary = self.registry.chat(model)
         worst_case = estimate_tokens(messages) + (params_for(primary, params).get("max_tokens") or RESERVE_MAX_TOKENS)
         reserved = await reserve_tokens(worst_case)
         try:

@@ -1,6 +1,7 @@
 """Ollama's API on the service's models: `/api/chat` and `/api/generate` answered by the same
 generation as `/v1/chat/completions` (a request is translated to an OpenAI one, so every check, limit,
-fallback and metric is the same), and the model listing Ollama clients probe (`tags`, `show`, `ps`).
+fallback and metric is the same), `/api/embed` by the embeddings service, and the model listing Ollama
+clients probe (`tags`, `show`, `ps`).
 
 Any models-file entry answers, whatever its provider: an Ollama client can talk to Gemini.
 """
@@ -17,10 +18,11 @@ from pydantic import ValidationError
 
 from app.core.errors import InvalidRequest, NotFound
 from app.protocol import ollama
-from app.protocol.ollama import ChatRequest, GenerateRequest, Message
+from app.protocol.ollama import ChatRequest, EmbedRequest, GenerateRequest, Message
 from app.protocol.openai import ChatCompletionRequest
 from app.providers.registry import ModelHandle, ModelRegistry
 from app.services.completions import Completions, Prepared
+from app.services.embeddings import Embeddings
 from app.services.events import Delta, Finished, StreamStarted
 from app.services.first_event import FirstEvent
 from app.services.tool_calls import ToolCalls
@@ -173,9 +175,34 @@ class OllamaAnswer:
 
 
 class OllamaService:
-    def __init__(self, completions: Completions) -> None:
+    def __init__(self, completions: Completions, embeddings: Embeddings) -> None:
         self.completions = completions
+        self.embeddings = embeddings
         self.registry: ModelRegistry = completions.generator.registry
+
+    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
+        """`/api/embed`'s answer; no text at all answers no vectors (Ollama's way to load a model)."""
+        name = ollama.entry_name(req.model)
+        self.handle(req.model)  # Ollama's 404 for an unknown model
+        texts = [t for t in req.texts if t]
+        started = time.perf_counter()
+        if not texts:
+            self.registry.embedding(name)
+            return {
+                "model": req.model,
+                "embeddings": [],
+                "total_duration": 0,
+                "load_duration": 0,
+                "prompt_eval_count": 0,
+            }
+        embedding = await self.embeddings.embed(name, texts, req.dimensions)
+        return {
+            "model": req.model,
+            "embeddings": embedding.result.vectors,
+            "total_duration": int((time.perf_counter() - started) * 1e9),
+            "load_duration": 0,
+            "prompt_eval_count": embedding.result.prompt_tokens,
+        }
 
     def chat(self, req: ChatRequest) -> OllamaAnswer:
         prepared = self.completions.prepare(openai_request(req.model, req.messages, req))
@@ -200,6 +227,10 @@ class OllamaService:
         except NotFound:
             raise NotFound(f"model '{name}' not found", param="model") from None
 
+    def chat_handle(self, name: str) -> ModelHandle:
+        """A chat model (Ollama's 404 for an unknown name, 400 for an embedding model)."""
+        return self.registry.chat(self.handle(name).name)
+
     def tags(self) -> dict[str, Any]:
         return {"models": [self._listing(h) for h in self.registry.handles.values()]}
 
@@ -215,7 +246,7 @@ class OllamaService:
     def show(self, name: str) -> dict[str, Any]:
         handle = self.handle(name)
         details = self._details(handle)
-        capabilities = ["completion", "tools"]
+        capabilities = ["embedding"] if handle.spec.kind == "embedding" else ["completion", "tools"]
         return {
             "modelfile": f"# Served by Slipway from its models file (entry {handle.name!r}, provider {handle.spec.provider})",
             "parameters": "",

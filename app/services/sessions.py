@@ -89,7 +89,7 @@ class SessionService:
         refuse_nul(system_prompt, "system_prompt")
         refuse_nul(title, "title")
         if model is not None:
-            self.registry.get(model)  # 404 model_not_found, as under /v1
+            self.registry.chat(model)  # 404 model_not_found (400 for an embedding model), as under /v1
         if system_prompt is not None and len(system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
             raise PayloadTooLarge(
                 f"The system prompt is {len(system_prompt)} characters; the limit is {MAX_SYSTEM_PROMPT_CHARS}.",

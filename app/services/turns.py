@@ -214,7 +214,7 @@ class Turn:
             if session is None:
                 raise not_found(self.session_id)
             rows = await repo.list_messages(conn, session_id=self.session_id)
-        handle = self.service.registry.get(session.model)
+        handle = self.service.registry.chat(session.model)
         self.session_model = session.model
         budget = budget_for(handle, params_for(handle, Sampling()).get("max_tokens"))
         messages, _ = await fit_history(

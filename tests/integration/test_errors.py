@@ -160,3 +160,12 @@ def test_stream_refused_before_first_chunk_is_a_status(server: SlipwayServer) ->
 def test_server_still_serves_after_errors(server: SlipwayServer) -> None:
     r = httpx.post(server.url + URL, json={"messages": OK_MESSAGES, "max_tokens": 3}, timeout=60)
     assert r.status_code == 200
+
+
+def test_embeddings_without_an_embedding_model_say_how_to_add_one(server: SlipwayServer) -> None:
+    """The default models file has no embedding model (none runs in-process: docs/embeddings.md)."""
+    r = httpx.post(server.url + "/v1/embeddings", json={"input": "hello"}, timeout=30)
+    err = assert_error(r, 400, param="model", code="model_not_embedding")
+    assert "kind: embedding" in err["message"]
+    r = httpx.post(server.url + "/api/embed", json={"model": "smollm2", "input": "hello"}, timeout=30)
+    assert r.status_code == 400 and "kind: embedding" in r.json()["error"]

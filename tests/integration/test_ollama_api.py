@@ -5,7 +5,6 @@ and a notebook's ChatOllama call."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -120,28 +119,6 @@ def test_chat_ollama_runs_a_project_chain_by_changing_base_url_only(server: Slip
     assert "".join(chunk.content for chunk in model.stream("Say hello."))
     text = "Bread is made from flour, water, salt and yeast. It is baked in an oven."
     assert summarize(model).invoke({"text": text, "sentences": 1})
-
-
-JS = Path(__file__).resolve().parents[1] / "js"
-
-
-@pytest.fixture(scope="module")
-def js_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/js installed with `npm ci` (exactly its package-lock.json) into a temporary copy."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if not npm or not node:
-        pytest.fail("node and npm are needed (scripts/bootstrap.sh dev installs them)")
-    where = tmp_path_factory.mktemp("js")
-    for name in ("package.json", "package-lock.json", "ollama_client.mjs"):
-        shutil.copy(JS / name, where / name)
-    subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=where,
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
-    return where
 
 
 def test_official_javascript_client(server: SlipwayServer, js_clients: Path) -> None:

@@ -109,6 +109,26 @@ def remote_models(s: StandIns, closed_port: int) -> dict[str, Any]:
             {"name": "gemini-tools", **gemini, "model": "tools-a", "params": {"max_tokens": 200}},
             {"name": "vllm-structured", **openai, "model": "json-a", "params": {"max_tokens": 200}},
             {"name": "vllm-tools", **openai, "model": "tools-a", "params": {"max_tokens": 200}},
+            # Embeddings (the stand-ins' vectors: `standins.vector_of`)
+            {"name": "ollama-embed", "provider": "ollama", "base_url": s.ollama.url, "kind": "embedding", "model": "embed-a"},
+            {
+                "name": "gemini-embed",
+                "provider": "gemini",
+                "base_url": s.gemini.url,
+                "api_key_env": "STANDIN_GEMINI_KEY",
+                "kind": "embedding",
+                "model": "embed-a",
+            },
+            {
+                "name": "vllm-embed",
+                "provider": "openai",
+                "base_url": s.openai.url + "/v1",
+                "api_key_env": "STANDIN_VLLM_KEY",
+                "kind": "embedding",
+                "model": "embed-a",
+            },
+            {"name": "embed-down", "provider": "ollama", "base_url": refused, "kind": "embedding"},
+            {"name": "embed-5xx", "provider": "openai", "base_url": s.openai.url + "/v1", "kind": "embedding", "model": "fail-500-e"},
             # Fallbacks and retries
             {"name": "primary-down", **ollama, "base_url": refused, "fallbacks": ["smollm2"]},
             {"name": "primary-cut", **ollama, "model": "cut-a", "fallbacks": ["smollm2"], "retries": 2},

@@ -18,12 +18,21 @@ serves every scenario at once:
     safety-<tag>          Gemini: finishReason SAFETY, no text
     blocked-<tag>         Gemini: promptFeedback.blockReason SAFETY, no candidates
     badkey-<tag>          Gemini: 400 "API key not valid"
+
+Embeddings (`/api/embed`, `:batchEmbedContents`, `/v1/embeddings`) answer every model with
+`vector_of(text, size)`: a unit vector computed from the text (`size` = the request's dimensions, else
+EMBED_SIZE), so a test can check which vector belongs to which input; the token count is the number
+of words. The fault names above apply (`fail-<status>-...`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import math
+import struct
 import threading
 import time
 from collections import Counter
@@ -44,6 +53,20 @@ from tests.protocol_drift import drift_route, gemini_shape, ollama_shape, openai
 from tests.servers import free_port
 
 SLOW_S = 30.0
+#: Vector size of the stand-ins' embeddings when a request names no dimensions.
+EMBED_SIZE = 24
+
+
+def vector_of(text: str, size: int = EMBED_SIZE) -> list[float]:
+    """A deterministic unit vector for a text (not a meaningful embedding: a stand-in's)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    raw = [(digest[i % len(digest)] - 127.5) / 127.5 + (i + 1) / 1000 for i in range(size)]
+    norm = math.sqrt(sum(x * x for x in raw))
+    return [x / norm for x in raw]
+
+
+def words(texts: list[str]) -> int:
+    return sum(len(t.split()) for t in texts)
 
 
 class CutConnection(Exception):
@@ -372,10 +395,28 @@ def ollama_routes(standin: StandIn) -> list[Route]:
             final["message"]["tool_calls"] = calls
         return JSONResponse(final)
 
+    async def embed(request: Request) -> Response:
+        body = (await standin.record(request)).body
+        fault = standin.fault(body["model"])
+        if fault and fault.kind == "fail":
+            return JSONResponse({"error": f"stand-in failure {fault.status}"}, status_code=fault.status)
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        size = body.get("dimensions") or EMBED_SIZE
+        return JSONResponse(
+            {
+                "model": body["model"],
+                "embeddings": [vector_of(t, size) for t in texts],
+                "total_duration": 1000,
+                "load_duration": 10,
+                "prompt_eval_count": words(texts),
+            }
+        )
+
     return [
         Route("/api/tags", tags),
         Route("/api/chat", chat, methods=["POST"]),
-        drift_route("Ollama", "GET /api/tags, POST /api/chat", ollama_shape),
+        Route("/api/embed", embed, methods=["POST"]),
+        drift_route("Ollama", "GET /api/tags, POST /api/chat, POST /api/embed", ollama_shape),
     ]
 
 
@@ -393,11 +434,21 @@ def gemini_routes(standin: StandIn) -> list[Route]:
     async def models(request: Request) -> Response:
         seen = await standin.record(request)
         model, _, method = request.path_params["rest"].rpartition(":")
-        if method not in ("generateContent", "streamGenerateContent"):
+        if method not in ("generateContent", "streamGenerateContent", "batchEmbedContents"):
             return gemini_error(404, f"unknown method {method}")
         fault = standin.fault(model)
         if fault and fault.kind == "fail":
             return gemini_error(fault.status, f"stand-in failure {fault.status}")
+        if method == "batchEmbedContents":
+            requests = seen.body["requests"]
+            texts = ["".join(p.get("text", "") for p in r["content"]["parts"]) for r in requests]
+            sizes = [r.get("outputDimensionality") or EMBED_SIZE for r in requests]
+            return JSONResponse(
+                {
+                    "embeddings": [{"values": vector_of(t, n)} for t, n in zip(texts, sizes, strict=True)],
+                    "usageMetadata": {"promptTokenCount": words(texts), "totalTokenCount": words(texts)},
+                }
+            )
         if fault and fault.kind == "badkey":
             return gemini_error(400, "API key not valid. Please pass a valid API key.")
         body = seen.body
@@ -507,7 +558,7 @@ def gemini_routes(standin: StandIn) -> list[Route]:
         Route("/v1/models/{rest:path}", models, methods=["POST"]),
         drift_route(
             "Gemini",
-            "POST /v1/models/<model>:generateContent|streamGenerateContent and the same under /v1beta",
+            "POST /v1/models/<model>:generateContent|streamGenerateContent|batchEmbedContents and the same under /v1beta",
             gemini_shape,
         ),
     ]
@@ -619,7 +670,27 @@ def openai_routes(standin: StandIn) -> list[Route]:
             }
         )
 
+    async def embeddings(request: Request) -> Response:
+        body = (await standin.record(request)).body
+        fault = standin.fault(body["model"])
+        if fault and fault.kind == "fail":
+            return openai_error(fault.status, f"stand-in failure {fault.status}")
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        size = body.get("dimensions") or EMBED_SIZE
+
+        def encoded(vector: list[float]) -> Any:
+            if body.get("encoding_format") == "base64":
+                return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            return vector
+
+        data = [
+            {"object": "embedding", "index": i, "embedding": encoded(vector_of(t, size))} for i, t in enumerate(texts)
+        ]
+        usage = {"prompt_tokens": words(texts), "total_tokens": words(texts)}
+        return JSONResponse({"object": "list", "data": data[::-1], "model": body["model"], "usage": usage})
+
     return [
         Route("/v1/chat/completions", completions, methods=["POST"]),
-        drift_route("OpenAI-compatible", "POST /v1/chat/completions", openai_shape),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        drift_route("OpenAI-compatible", "POST /v1/chat/completions, POST /v1/embeddings", openai_shape),
     ]

@@ -62,6 +62,20 @@ models:
         ("models:\n  - name: a\n  - name: a\n", "duplicate model names: a"),
         ("models:\n  - name: a\n    fallbacks: [zz]\n", "unknown fallbacks: zz"),
         ("default_model: zz\nmodels:\n  - name: a\n", "default_model 'zz'"),
+        ("models:\n  - name: e\n    kind: embedding\n", "entry #1 ('e'): provider local serves no embedding models"),
+        (
+            "models:\n  - name: e\n    kind: embedding\n    provider: ollama\n",
+            "at least one chat model",
+        ),
+        (
+            "default_model: e\nmodels:\n  - name: a\n  - name: e\n    kind: embedding\n    provider: ollama\n",
+            "default_model 'e' is an embedding model",
+        ),
+        (
+            "models:\n  - name: a\n    fallbacks: [e]\n  - name: e\n    kind: embedding\n    provider: ollama\n",
+            "fallbacks of another kind: e",
+        ),
+        ("models:\n  - name: a\n    kind: vectors\n", "entry #1 ('a'): kind"),
     ],
 )
 def test_bad_files_name_file_entry_and_problem(tmp_path: Path, text: str, expected: str) -> None:

@@ -1,5 +1,5 @@
 """Ollama's API (`/api/...` beside Slipway's `/api/sessions`): version, tags, show, ps, chat and
-generate (NDJSON by default, one object with `stream: false`); pulling and managing models answer a
+generate (NDJSON by default, one object with `stream: false`), embed; pulling and managing models answer a
 clear error, since the models come from the models file. Errors are Ollama's `{"error": "..."}`
 (`app.api.errors` picks the shape by path)."""
 
@@ -16,7 +16,7 @@ from app.api.responses import JSONResponse
 from app.api.routing import AnyContentTypeRoute
 from app.core.errors import InvalidRequest
 from app.protocol import ollama
-from app.protocol.ollama import ChatRequest, GenerateRequest, ShowRequest
+from app.protocol.ollama import ChatRequest, EmbedRequest, GenerateRequest, ShowRequest
 from app.services.ollama import OllamaAnswer
 
 router = APIRouter(prefix="/api", tags=["ollama"], route_class=AnyContentTypeRoute)
@@ -50,7 +50,7 @@ async def show(body: ShowRequest, service: OllamaDep) -> dict[str, Any]:
 @router.post("/chat", response_model=None)
 async def chat(body: ChatRequest, request: Request, service: OllamaDep, settings: SettingsDep) -> Response:
     if not body.messages:  # Ollama: no messages only loads the model
-        service.handle(body.model)
+        service.chat_handle(body.model)
         return JSONResponse(_loaded(body.model, {"message": {"role": "assistant", "content": ""}}))
     return await _answer(service.chat(body), body.stream, request, settings.sse_ping_seconds)
 
@@ -58,17 +58,21 @@ async def chat(body: ChatRequest, request: Request, service: OllamaDep, settings
 @router.post("/generate", response_model=None)
 async def generate(body: GenerateRequest, request: Request, service: OllamaDep, settings: SettingsDep) -> Response:
     if not body.prompt and not body.system:  # Ollama: an empty prompt only loads the model
-        service.handle(body.model)
+        service.chat_handle(body.model)
         return JSONResponse(_loaded(body.model, {"response": ""}))
     return await _answer(service.generate(body), body.stream, request, settings.sse_ping_seconds)
 
 
-@router.post("/embed", response_model=None, responses={400: {"description": "No embedding model is served."}})
-@router.post("/embeddings", response_model=None, responses={400: {"description": "No embedding model is served."}})
-async def embed() -> Response:
-    raise InvalidRequest(
-        "the models served here do not embed text (no embedding model in the models file)", param="model"
-    )
+@router.post("/embed")
+async def embed(body: EmbedRequest, service: OllamaDep) -> dict[str, Any]:
+    return await service.embed(body)
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbedRequest, service: OllamaDep) -> dict[str, Any]:
+    """The older endpoint: one `prompt`, one `embedding`."""
+    answer = await service.embed(body)
+    return {"embedding": answer["embeddings"][0] if answer["embeddings"] else []}
 
 
 def _loaded(model: str, content: dict[str, Any]) -> dict[str, Any]:
