@@ -35,4 +35,9 @@ printf 'setuptools>=69\nwheel\n' >"$build_backend"
 compile "$build_backend" --extra dev --extra model -o requirements-dev.lock
 # The service's lock takes its versions from the dev lock, so the two never disagree.
 compile "$build_backend" --extra model -c requirements-dev.lock -o requirements.lock
+# LlamaIndex, a client under test, pins openai<3 while the service locks openai 3.x: it gets a lock and a
+# virtualenv of its own (tests/clients/llamaindex, built by tests/integration/test_llamaindex_client.py).
+"$VPY" -m uv pip compile tests/clients/llamaindex/requirements.in \
+  --universal --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple \
+  --custom-compile-command "bash scripts/lock.sh" --quiet -o tests/clients/llamaindex/requirements.lock
 echo "locked: $(grep -c '^[a-z0-9]' requirements.lock) packages for the service, $(grep -c '^[a-z0-9]' requirements-dev.lock) with the test tools"

@@ -42,6 +42,11 @@ async def json_answer(
 async def sse_answer(stream: Streamed, ping_s: float, model: Callable[[], str] | None = None) -> EventSourceResponse:
     await stream.first(ping_s)
     headers = {**STREAM_HEADERS, **({"X-Slipway-Model": model()} if model is not None else {})}
+    # LF line ends on every stream here (sse-starlette's default is CRLF): one framing for all of them.
     return EventSourceResponse(
-        stream.body(), headers=headers, ping=ping_s, client_close_handler_callable=lambda _msg: stream.aclose()
+        stream.body(),
+        headers=headers,
+        ping=ping_s,
+        sep="\n",
+        client_close_handler_callable=lambda _msg: stream.aclose(),
     )

@@ -26,3 +26,15 @@ class ChainBatchRequest(BaseModel):
     inputs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
     model: str | None = None
     params: ChainParams | None = None
+
+
+class ChainStreamRequest(ChainRequest):
+    """`stream_log` / `stream_events`: LangServe's filters (names, run types, tags) beside the input."""
+
+    include_names: list[str] | None = None
+    include_types: list[str] | None = None
+    include_tags: list[str] | None = None
+    exclude_names: list[str] | None = None
+    exclude_types: list[str] | None = None
+    exclude_tags: list[str] | None = None
+    diff: bool | None = Field(default=None, description="stream_log: only patches (true) are sent.")

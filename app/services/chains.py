@@ -1,4 +1,5 @@
-"""Serving the chains of `app.chains` over HTTP: list, invoke, batch, stream (what LangServe did).
+"""Serving the chains of `app.chains` over HTTP: list, invoke, batch, stream, and LangServe's other
+per-chain routes (schemas, `stream_log`, `stream_events`) so `RemoteRunnable` works unchanged.
 
 Each request builds the chain on a `ServedChatModel`, so a chain takes the model's queue slot and
 gets its timeouts, retries and fallbacks exactly as a chat request does. Input is checked against the
@@ -11,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.chains import CHAINS, ChainSpec, UnknownChain, get_chain
 from app.core.errors import APIError, GenerationError, InvalidRequest, NotFound
@@ -37,6 +39,16 @@ def chain_spec(name: str) -> ChainSpec:
         raise NotFound(
             f"The chain '{name}' does not exist. Available chains: {', '.join(CHAINS)}", code="chain_not_found"
         ) from None
+
+
+def schema(registry: ModelRegistry, name: str, which: str) -> dict[str, Any]:
+    """LangServe's `/input_schema`, `/output_schema`, `/config_schema`: from the runnable itself."""
+    runnable = chain_spec(name)(ServedChatModel(generator=Generator(registry)))
+    if which == "input":
+        return runnable.get_input_jsonschema()
+    if which == "output":
+        return runnable.get_output_jsonschema()
+    return runnable.get_config_jsonschema()
 
 
 def describe(registry: ModelRegistry) -> dict[str, Any]:
@@ -115,20 +127,62 @@ async def _unwrap(work: Any) -> Any:
         raise exc.error from None
 
 
+def _default(value: Any) -> Any:
+    """LangChain objects as LangServe's serializer writes them (pydantic's dump: a message keeps its
+    `type`, which `RemoteRunnable` revives it by); anything else as its text."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    return str(value)
+
+
 def _event(event: str, data: Any) -> dict[str, str]:
-    return {"event": event, "data": orjson.dumps(data).decode()}
+    return {"event": event, "data": orjson.dumps(data, default=_default).decode()}
+
+
+def _error(error: APIError) -> dict[str, str]:
+    """LangServe's error event (`status_code`, `message`: what `RemoteRunnable` raises from) with
+    OpenAI's error object beside them, as everywhere else here."""
+    return _event("error", {"status_code": error.status_code, "message": error.public_message(), **error.to_dict()})
+
+
+@dataclass(frozen=True)
+class StreamFilters:
+    """`astream_events`/`astream_log`'s filters, as a LangServe client sends them."""
+
+    include_names: list[str] | None = None
+    include_types: list[str] | None = None
+    include_tags: list[str] | None = None
+    exclude_names: list[str] | None = None
+    exclude_types: list[str] | None = None
+    exclude_tags: list[str] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 class ChainStream:
-    """LangServe's stream events: `data` (one output chunk each), then `end`, or `error` then `end`.
+    """LangServe's stream events: `data` (one item each), then `end`, or `error` then `end`. The items
+    are the chain's output chunks (`stream`), its run-log patches (`stream_log`: `{"ops": [...]}`),
+    or its `astream_events` v2 events (`stream_events`).
 
-    `first()` pulls the first chunk before headers are sent, so a failure before any output gets a
+    `first()` pulls the first item before headers are sent, so a failure before any output gets a
     real status and `X-Slipway-Model` names the model that really answers.
     """
 
-    def __init__(self, run: ChainRun, value: dict[str, Any]) -> None:
+    def __init__(
+        self, run: ChainRun, value: dict[str, Any], kind: str = "stream", filters: StreamFilters | None = None
+    ) -> None:
         self.run = run
-        self.chunks = run.runnable.astream(check_input(run.spec, value, "input"))
+        checked = check_input(run.spec, value, "input")
+        options = (filters or StreamFilters()).kwargs()
+        self.chunks: AsyncIterator[Any]
+        if kind == "stream_events":
+            self.chunks = run.runnable.astream_events(checked, version="v2", **options)
+        elif kind == "stream_log":
+            self.chunks = _log_ops(run.runnable.astream_log(checked, diff=True, **options))
+        else:
+            self.chunks = run.runnable.astream(checked)
+        self.kind = kind
         self._chunks = FirstEvent(self.chunks)
 
     async def first(self, wait_s: float) -> None:
@@ -140,15 +194,15 @@ class ChainStream:
     async def body(self) -> AsyncIterator[dict[str, str]]:
         try:
             async for chunk in self._chunks:
-                if chunk != "":  # the model's closing (usage-only) chunk parses to ""
+                if chunk != "" or self.kind != "stream":  # the model's closing (usage-only) chunk parses to ""
                     yield _event("data", chunk)
         except StreamStarted as exc:
-            yield _event("error", exc.error.to_dict())
+            yield _error(exc.error)
         except APIError as exc:
-            yield _event("error", exc.to_dict())
+            yield _error(exc)
         except Exception:
             log.exception("chain %s failed while streaming", self.run.spec.name)
-            yield _event("error", GenerationError("the chain failed while streaming").to_dict())
+            yield _error(GenerationError("the chain failed while streaming"))
         finally:
             await self.aclose()
         yield _event("end", self.run.summary())
@@ -159,3 +213,12 @@ class ChainStream:
         if aclose is not None:
             with contextlib.suppress(RuntimeError):
                 await aclose()
+
+
+async def _log_ops(patches: AsyncIterator[Any]) -> AsyncIterator[dict[str, Any]]:
+    """Run-log patches as LangServe sends them: `{"ops": [...]}` (jsonpatch operations)."""
+    try:
+        async for patch in patches:
+            yield {"ops": patch.ops}
+    finally:
+        await patches.aclose()  # type: ignore[attr-defined]  # an async generator underneath

@@ -85,6 +85,7 @@ def remote_models(s: StandIns, closed_port: int) -> dict[str, Any]:
             {"name": "ollama-dns", **ollama, "base_url": "http://ollama-standin.invalid:11434"},
             {"name": "ollama-slow", **ollama, "model": "slow-a", "first_token_timeout_s": 1},
             {"name": "ollama-5xx", **ollama, "model": "fail-500-a"},
+            {"name": "ollama-cut", **ollama, "model": "cut-c"},
             # Gemini
             {"name": "gemini-flash", **gemini},
             {"name": "gemini-safety", **gemini, "model": "safety-a"},
@@ -110,7 +111,13 @@ def remote_models(s: StandIns, closed_port: int) -> dict[str, Any]:
             {"name": "vllm-structured", **openai, "model": "json-a", "params": {"max_tokens": 200}},
             {"name": "vllm-tools", **openai, "model": "tools-a", "params": {"max_tokens": 200}},
             # Embeddings (the stand-ins' vectors: `standins.vector_of`)
-            {"name": "ollama-embed", "provider": "ollama", "base_url": s.ollama.url, "kind": "embedding", "model": "embed-a"},
+            {
+                "name": "ollama-embed",
+                "provider": "ollama",
+                "base_url": s.ollama.url,
+                "kind": "embedding",
+                "model": "embed-a",
+            },
             {
                 "name": "gemini-embed",
                 "provider": "gemini",
@@ -128,7 +135,13 @@ def remote_models(s: StandIns, closed_port: int) -> dict[str, Any]:
                 "model": "embed-a",
             },
             {"name": "embed-down", "provider": "ollama", "base_url": refused, "kind": "embedding"},
-            {"name": "embed-5xx", "provider": "openai", "base_url": s.openai.url + "/v1", "kind": "embedding", "model": "fail-500-e"},
+            {
+                "name": "embed-5xx",
+                "provider": "openai",
+                "base_url": s.openai.url + "/v1",
+                "kind": "embedding",
+                "model": "fail-500-e",
+            },
             # Fallbacks and retries
             {"name": "primary-down", **ollama, "base_url": refused, "fallbacks": ["smollm2"]},
             {"name": "primary-cut", **ollama, "model": "cut-a", "fallbacks": ["smollm2"], "retries": 2},

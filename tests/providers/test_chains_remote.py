@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -41,3 +43,23 @@ def test_chain_on_an_unreachable_model_is_503(remote: SlipwayServer) -> None:
     assert r.status_code == 503 and r.json()["error"]["code"] == "upstream_unreachable"
     r = httpx.post(f"{remote.url}/v1/chains/qa/stream", json={"input": QA, "model": "gemini-5xx"}, timeout=60)
     assert r.status_code == 503 and "HTTP 503" in r.json()["error"]["message"]
+
+
+def test_a_failure_mid_stream_is_langserves_error_event(remote: SlipwayServer) -> None:
+    """`status_code` and `message` (what LangServe's RemoteRunnable raises from), with OpenAI's error
+    object beside them; then `end`."""
+    events = []
+    with httpx.stream(
+        "POST", f"{remote.url}/v1/chains/qa/stream", json={"input": QA, "model": "ollama-cut"}, timeout=60
+    ) as r:
+        assert r.status_code == 200
+        kind = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line.removeprefix("data: "))))
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "data" and kinds[-2:] == ["error", "end"], kinds
+    error = events[-2][1]
+    assert error["status_code"] >= 500 and error["message"] == error["error"]["message"]
