@@ -3,7 +3,12 @@ structured access-log line, and (when configured) an OpenTelemetry span.
 
 Logged per request: request id (bound by RequestIdMiddleware), method, path (never the query string,
 which may carry a key), route, status, model, key name (never the key), latency, time to first token,
-tokens. Probes and /metrics log at DEBUG so they do not drown the log.
+tokens, overhead. Probes and /metrics log at DEBUG so they do not drown the log.
+
+Overhead is Slipway's own time: wall time minus the time spent waiting for the model (its queue slot
+and its stream). Every response carries it so far as `X-Slipway-Overhead-Ms` (for a stream: up to
+its first event, when the headers go out); a request that used a model observes the whole request's
+in `slipway_overhead_seconds{route, model}`, as LiteLLM and TensorZero expose theirs.
 """
 
 from __future__ import annotations
@@ -121,7 +126,12 @@ class ObservabilityMiddleware:
             nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
-                for key, value in message.get("headers", ()):
+                own_ms = (time.perf_counter() - started - record.waiting_s()) * 1000
+                headers = message.setdefault("headers", [])
+                if not isinstance(headers, list):
+                    headers = message["headers"] = list(headers)
+                headers.append((b"x-slipway-overhead-ms", f"{max(own_ms, 0.0):.3f}".encode()))
+                for key, value in headers:
                     if key == b"x-slipway-model":
                         record.model = value.decode("latin-1")
                     elif key == b"content-type" and value.startswith(b"text/event-stream"):
@@ -148,6 +158,8 @@ class ObservabilityMiddleware:
             counter, histogram = self._children(route, method, status, record.model)
             counter.inc()
             histogram.observe(elapsed)
+            if record.model:
+                metrics.overhead.labels(route, record.model).observe(max(elapsed - record.waiting_s(), 0.0))
             self._log(scope, route, status, elapsed, record)
             if span is not None:
                 self._end_span(span, scope, route, status, record)
@@ -169,6 +181,7 @@ class ObservabilityMiddleware:
         }
         if record.model:
             fields["model"] = record.model
+            fields["overhead_ms"] = round(max(elapsed - record.waiting_s(), 0.0) * 1000, 3)
         if record.ttft_s is not None:
             fields["ttft_ms"] = round(record.ttft_s * 1000, 2)
         if record.queue_wait_s is not None:

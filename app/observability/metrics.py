@@ -21,6 +21,8 @@ class Queues(Protocol):
     def queues(self) -> Iterable[tuple[str, int, int, int]]: ...
 
 
+#: Slipway's own time per request: tenths of a millisecond up to a second.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -64,6 +66,11 @@ class Metrics:
         self.ttft = Histogram(
             "slipway_time_to_first_token_seconds", "Time from the start of a generation (queue wait included) "
             "to its first token.", ["model"], buckets=TTFT_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.overhead = Histogram(
+            "slipway_overhead_seconds", "Slipway's own time for a request that used a model: wall time minus "
+            "the time waiting for the model (its queue slot and its stream).", ["route", "model"],
+            buckets=OVERHEAD_BUCKETS, registry=r,
         )  # fmt: skip
         self.tokens = Counter("slipway_tokens_total", "Tokens by model and type.", ["model", "type"], registry=r)
         self.queue_wait = Histogram(

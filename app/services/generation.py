@@ -206,16 +206,20 @@ class Generator:
         deadline = _Deadline(handle, self.settings)
         usage = Usage()
         finish: str | None = None
+        clock, waited = time.perf_counter, self.hooks.waited  # the overhead header subtracts the waits
         try:
             while True:
                 # The deadline is applied to each wait for a chunk, in whichever task is consuming: a
                 # streamed response pulls its first event in one task and the rest in another, and an
                 # `asyncio.timeout` around the whole loop would only ever cancel the first.
+                started = clock()
                 try:
                     async with asyncio.timeout(deadline.remaining()):
                         piece = await anext(stream)
                 except StopAsyncIteration:
+                    waited(handle.name, clock() - started)
                     break
+                waited(handle.name, clock() - started)
                 usage.prompt_tokens += piece.prompt_tokens or 0
                 usage.completion_tokens += piece.completion_tokens or 0
                 finish = finish_reason(piece.finish_reason) or finish

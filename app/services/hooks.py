@@ -20,6 +20,9 @@ class GenerationHooks:
     def first_token(self, model: str, seconds: float) -> None:
         """The first token, `seconds` after `generate()` was called."""
 
+    def waited(self, model: str, seconds: float) -> None:
+        """`seconds` were spent waiting for the model's next piece (or its end)."""
+
     def finished(self, finished: Finished) -> None:
         """The generation ended (or was cut short: then usage is estimated, reason `cancelled`)."""
 
@@ -43,7 +46,12 @@ class ObservedHooks(GenerationHooks):
         self.metrics.queue_wait.labels(model).observe(waited_s)
         record = RECORD.get()
         if record is not None:
-            record.queue_wait_s = waited_s
+            record.queue_wait_s = (record.queue_wait_s or 0.0) + waited_s
+
+    def waited(self, model: str, seconds: float) -> None:
+        record = RECORD.get()
+        if record is not None:
+            record.upstream_s += seconds
 
     def first_token(self, model: str, seconds: float) -> None:
         self.metrics.ttft.labels(model).observe(seconds)
