@@ -21,9 +21,10 @@ from app.core.config import Settings
 from app.core.errors import APIError, InvalidRequest, ServiceUnavailable
 from app.core.models_file import ModelSpec
 from app.core.output import OutputSpec
-from app.providers.base import Provider
+from app.providers.base import Provider, Stream
 from app.providers.embedders import Embedder, OllamaEmbedder
 from app.providers.failures import generic_classify, host_of, short_detail
+from app.providers.ollama_wire import OllamaHTTPError, OllamaWire
 
 DEFAULT_HOST = "http://localhost:11434"
 
@@ -64,6 +65,11 @@ class OllamaProvider(Provider):
             client_kwargs={"timeout": timeout},
         )
 
+    def stream(self, spec: ModelSpec, settings: Settings, chat_model: BaseChatModel) -> Stream:
+        """The direct NDJSON client (`ollama_wire`: the same request as ChatOllama's, no LangChain on
+        the API path); chains keep `chat_model`."""
+        return OllamaWire(spec, self.upstream_model(spec), settings, host(spec, settings), self.window(spec))
+
     def embedder(self, spec: ModelSpec, settings: Settings) -> Embedder:
         timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
         return OllamaEmbedder(self.upstream_model(spec), host(spec, settings), timeout)
@@ -97,7 +103,7 @@ class OllamaProvider(Provider):
 
         url = host(spec, settings)
         detail = None
-        if isinstance(exc, ResponseError):
+        if isinstance(exc, ResponseError | OllamaHTTPError):
             detail = str(exc.error)
             if exc.status_code == 404 or ("model" in detail and "not found" in detail):
                 model = self.upstream_model(spec)
