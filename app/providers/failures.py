@@ -1,6 +1,6 @@
 """Turning any provider failure into an OpenAI-shaped error that names the host and what to do.
 
-Provider libraries raise their own exceptions, or raw httpx ones (connection refused is a bare
+Provider libraries raise their own exceptions, or raw httpx/aiohttp ones (connection refused is a bare
 `httpx.ConnectError` for both Gemini and Ollama), so the generic part walks the exception chain;
 LangChain's own model errors (`langchain_core.exceptions.ModelError`: rate limit, API, connection,
 timeout...) are recognised for every provider that raises them. Messages never include request
@@ -14,6 +14,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 from langchain_core.exceptions import (
     ModelAPIError,
@@ -154,7 +155,7 @@ def _connection_error(f: _Failure) -> APIError | None:
                 code="upstream_unreachable",
             )
         )
-    if _has(f.chain, httpx.TransportError, ConnectionError, ModelConnectionError):
+    if _has(f.chain, httpx.TransportError, ConnectionError, ModelConnectionError, aiohttp.ClientError):
         return _retryable(
             ServiceUnavailable(
                 f"{f.name}: the connection to {f.host} failed ({type(f.chain[-1]).__name__}); "

