@@ -20,9 +20,10 @@ from app.core.errors import APIError, ServiceUnavailable
 from app.core.logging import register_secrets
 from app.core.models_file import ModelSpec
 from app.core.output import OutputSpec
-from app.providers.base import Provider, ProviderNotConfigured
+from app.providers.base import Provider, ProviderNotConfigured, Stream
 from app.providers.embedders import Embedder, GeminiEmbedder
 from app.providers.failures import generic_classify, host_of, short_detail, status_of
+from app.providers.gemini_stream import GeminiStream
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
 DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
@@ -48,6 +49,11 @@ class GeminiProvider(Provider):
 
     def chat_model(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         return _chat_model(self.upstream_model(spec), spec, settings)
+
+    def stream(self, spec: ModelSpec, settings: Settings, chat_model: BaseChatModel) -> Stream:
+        """The chat model's own request, sent by its google-genai client, read without LangChain's
+        streaming layers (`gemini_stream`); chains keep `chat_model`."""
+        return GeminiStream(self, chat_model)
 
     def embedder(self, spec: ModelSpec, settings: Settings) -> Embedder:
         timeout = spec.timeout_s or settings.default_timeout_s
