@@ -86,3 +86,18 @@ def test_quick_run_writes_results_summary_and_plots(tmp_path: Path) -> None:
     assert "## Gateway overhead" in summary and "## Memory" in summary and "## Regression guard" in summary
     assert (out / "overhead.png").stat().st_size > 5000 and (out / "latency.png").stat().st_size > 5000
     assert "rps_vs_direct.plain.c1" in results["guard_metrics"]
+
+
+@pytest.mark.slow
+def test_http_clients_bench_compares_every_installed_client() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.http_clients", "--streams", "30", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in r.stdout.splitlines()[1:] if line.strip()}
+    assert set(rows) == {"httpx", "httpx2", "aiohttp"}, r.stdout
+    assert rows["httpx"][1] == 1.0 and all(v > 0 for row in rows.values() for v in row)
