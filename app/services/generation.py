@@ -204,18 +204,15 @@ class Generator:
         """Read the model's stream once: timeouts enforced, the stream closed whatever happens."""
         stream = _ready(handle).stream(messages, params, output)
         deadline = _Deadline(handle, self.settings)
+        timer = _Timer(deadline)
         usage = Usage()
         finish: str | None = None
         clock, waited = time.perf_counter, self.hooks.waited  # the overhead header subtracts the waits
         try:
             while True:
-                # The deadline is applied to each wait for a chunk, in whichever task is consuming: a
-                # streamed response pulls its first event in one task and the rest in another, and an
-                # `asyncio.timeout` around the whole loop would only ever cancel the first.
                 started = clock()
                 try:
-                    async with asyncio.timeout(deadline.remaining()):
-                        piece = await anext(stream)
+                    piece = await timer.next(stream)
                 except StopAsyncIteration:
                     waited(handle.name, clock() - started)
                     break
@@ -224,13 +221,16 @@ class Generator:
                 usage.completion_tokens += piece.completion_tokens or 0
                 finish = finish_reason(piece.finish_reason) or finish
                 if piece.text or piece.tool_calls or piece.logprobs:
-                    deadline.got_token()
+                    if not deadline.first_token:
+                        deadline.got_token()
+                        timer.reschedule()
                     yield Delta(
                         text=piece.text, model=handle.name, tool_calls=piece.tool_calls, logprobs=piece.logprobs
                     )
         except TimeoutError:
             raise deadline.error() from None
         finally:
+            timer.cancel()
             await stream.aclose()  # type: ignore[attr-defined]  # an async generator underneath
         yield Finished(finish_reason=finish or "stop", usage=usage, model=handle.name)
 
@@ -273,11 +273,9 @@ class _Deadline:
         self.started = self.loop.time()
         self.first_token = False
 
-    def remaining(self) -> float:
-        left = self.started + (self.total_s if self.first_token else self.first_s) - self.loop.time()
-        if left <= 0:
-            raise TimeoutError
-        return left
+    def at(self) -> float:
+        """When the current phase ends, in the loop's clock."""
+        return self.started + (self.total_s if self.first_token else self.first_s)
 
     def got_token(self) -> None:
         self.first_token = True
@@ -287,6 +285,50 @@ class _Deadline:
         error = UpstreamTimeout(f"model {self.name!r} exceeded {phase} timeout ({limit:g} s)")
         error.retryable = not self.first_token  # before the first token: retry, fall back
         return error
+
+
+class _Timer:
+    """A read's deadline as one timer, cancelling whichever task is waiting for the model's next piece
+    when it fires. The waiting task changes within a read (a streamed response pulls its first event in
+    one task and the rest in another), so an `asyncio.timeout` around the whole loop would only ever
+    cancel the first; one `asyncio.timeout` per piece was right but was the largest own cost of `_read`
+    in the profile (a timer armed and disarmed per chunk). This arms one timer per phase."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self.waiting: asyncio.Task[Any] | None = None
+        self.handle = deadline.loop.call_at(deadline.at(), self._fire)
+
+    def _fire(self) -> None:
+        self.expired = True
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+    def reschedule(self) -> None:
+        """The phase changed (first token): the total timeout applies from now on."""
+        self.handle.cancel()
+        self.handle = self.deadline.loop.call_at(self.deadline.at(), self._fire)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+    async def next(self, stream: Any) -> Any:
+        """The stream's next piece, or TimeoutError once the deadline has passed."""
+        if self.expired:
+            raise TimeoutError
+        task = asyncio.current_task()
+        self.waiting = task
+        try:
+            return await anext(stream)
+        except asyncio.CancelledError:
+            # Ours (the deadline) rather than someone else's (the client left, shutdown): as
+            # `asyncio.timeout` does, the cancellation is taken back and becomes a TimeoutError.
+            if self.expired and task is not None and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            self.waiting = None
 
 
 @dataclass(frozen=True)
