@@ -28,7 +28,12 @@ import orjson
 from tests.servers import free_port
 
 BODY = orjson.dumps(
-    {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {"include_usage": True}}
+    {
+        "model": "mock",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
 )
 HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 
@@ -88,7 +93,7 @@ async def measure(url: str, streams: int, rounds: int) -> dict[str, dict[int, fl
         clients["aiohttp"] = aiohttp_reader(url)
     results: dict[str, dict[int, list[float]]] = {name: {1: [], 16: []} for name in clients}
     try:
-        for name, (read, _) in clients.items():  # warm-up: connections open, code paths hot
+        for read, _ in clients.values():  # warm-up: connections open, code paths hot
             await rate(read, 50, 16)
         for _ in range(rounds):
             for concurrency in (1, 16):

@@ -3,10 +3,12 @@ connection per concurrent client, no HTTP library in the way. Run in its own pro
 shares a core's event loop with what it measures.
 
 For each request it records the latency (send to last byte) and, for streams, the time to the first
-chunk that carries text (`"content": "<something>"`), the moment a user sees the answer start.
+chunk that carries text (`"content": "<something>"`), the moment a user sees the answer start, and
+with `--gaps` the time between consecutive text chunks (a stalled stream shows as a long gap).
 
     python -m bench.loadgen --url http://127.0.0.1:9100/v1/chat/completions --concurrency 16 \
-        --requests 2000 --warmup 200 [--stream] [--key KEY]   -> one JSON object on stdout
+        --requests 2000 --warmup 200 [--stream] [--gaps] [--key KEY] [--header NAME:VALUE ...]
+        -> one JSON object on stdout
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ class Results:
     ttfc_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
+    gaps_ms: list[float] | None = None
 
 
-def request_bytes(url: str, model: str, stream: bool, key: str | None) -> bytes:
+def request_bytes(url: str, model: str, stream: bool, key: str | None, extra_headers: list[str] | None = None) -> bytes:
     parts = urlsplit(url)
     body: dict[str, object] = {
         "model": model,
@@ -50,11 +53,15 @@ def request_bytes(url: str, model: str, stream: bool, key: str | None) -> bytes:
     ]
     if key:
         headers.append(f"Authorization: Bearer {key}")
+    headers += extra_headers or []
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + data
 
 
-async def read_response(reader: asyncio.StreamReader, started: float) -> tuple[int, float | None, bool]:
-    """(status, seconds to the first text chunk or None, keep-alive) after reading the whole body."""
+async def read_response(
+    reader: asyncio.StreamReader, started: float, gaps: list[float] | None = None
+) -> tuple[int, float | None, bool]:
+    """(status, seconds to the first text chunk or None, keep-alive) after reading the whole body;
+    `gaps` gets the milliseconds between consecutive chunks that carry text."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
@@ -65,6 +72,7 @@ async def read_response(reader: asyncio.StreamReader, started: float) -> tuple[i
             headers[name.strip().lower()] = value.strip().lower()
     keep_alive = headers.get(b"connection") != b"close"
     first_text = None
+    last_text = 0.0
     if headers.get(b"transfer-encoding") == b"chunked":
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
@@ -72,8 +80,14 @@ async def read_response(reader: asyncio.StreamReader, started: float) -> tuple[i
                 await reader.readuntil(b"\r\n")
                 break
             data = await reader.readexactly(size + 2)
-            if first_text is None and FIRST_TEXT.search(data):
-                first_text = time.perf_counter() - started
+            if gaps is not None or first_text is None:
+                if FIRST_TEXT.search(data):
+                    now = time.perf_counter() - started
+                    if first_text is None:
+                        first_text = now
+                    elif gaps is not None:
+                        gaps.append((now - last_text) * 1000)
+                    last_text = now
     elif b"content-length" in headers:
         data = await reader.readexactly(int(headers[b"content-length"]))
         if FIRST_TEXT.search(data):
@@ -95,7 +109,7 @@ async def client(host: str, port: int, payload: bytes, plan: list[bool], results
         started = time.perf_counter()
         try:
             writer.write(payload)
-            status, first_text, keep_alive = await read_response(reader, started)
+            status, first_text, keep_alive = await read_response(reader, started, results.gaps_ms if measured else None)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             results.errors += measured
             writer.close()
@@ -115,15 +129,29 @@ async def client(host: str, port: int, payload: bytes, plan: list[bool], results
         writer.close()
 
 
-async def run(url: str, model: str, concurrency: int, requests: int, warmup: int, stream: bool, key: str | None) -> dict:
+async def run(
+    url: str,
+    model: str,
+    concurrency: int,
+    requests: int,
+    warmup: int,
+    stream: bool,
+    key: str | None,
+    gaps: bool = False,
+    headers: list[str] | None = None,
+) -> dict:
     parts = urlsplit(url)
-    payload = request_bytes(url, model, stream, key)
-    results = Results()
+    payload = request_bytes(url, model, stream, key, headers)
+    results = Results(gaps_ms=[] if gaps else None)
     warm: list[bool] = [False] * warmup
-    await asyncio.gather(*(client(parts.hostname or "", parts.port or 80, payload, warm, results) for _ in range(concurrency)))
+    await asyncio.gather(
+        *(client(parts.hostname or "", parts.port or 80, payload, warm, results) for _ in range(concurrency))
+    )
     plan: list[bool] = [True] * requests
     started = time.perf_counter()
-    await asyncio.gather(*(client(parts.hostname or "", parts.port or 80, payload, plan, results) for _ in range(concurrency)))
+    await asyncio.gather(
+        *(client(parts.hostname or "", parts.port or 80, payload, plan, results) for _ in range(concurrency))
+    )
     duration = time.perf_counter() - started
     return {
         "concurrency": concurrency,
@@ -135,6 +163,7 @@ async def run(url: str, model: str, concurrency: int, requests: int, warmup: int
         "ttfc_ms": results.ttfc_ms,
         "statuses": results.statuses,
         "errors": results.errors,
+        **({"gaps_ms": results.gaps_ms} if results.gaps_ms is not None else {}),
     }
 
 
@@ -147,6 +176,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--key")
+    parser.add_argument("--gaps", action="store_true", help="Record the gaps between text chunks.")
+    parser.add_argument("--header", action="append", default=[], help="An extra request header, NAME:VALUE.")
     args = parser.parse_args()
     try:
         import uvloop
@@ -154,7 +185,19 @@ def main() -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
         pass
-    out = asyncio.run(run(args.url, args.model, args.concurrency, args.requests, args.warmup, args.stream, args.key))
+    out = asyncio.run(
+        run(
+            args.url,
+            args.model,
+            args.concurrency,
+            args.requests,
+            args.warmup,
+            args.stream,
+            args.key,
+            args.gaps,
+            args.header,
+        )
+    )
     print(json.dumps(out))
 
 
