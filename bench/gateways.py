@@ -1,14 +1,19 @@
 """The processes a gateway benchmark runs side by side on loopback: the mock upstream, Slipway with its
-`openai` provider pointing at the mock, and LiteLLM's proxy pointing at the same mock.
+`openai` provider pointing at the mock, LiteLLM's proxy (Python) and Portkey's gateway (Node) pointing
+at the same mock.
 
 LiteLLM is installed on first use into its own virtual environment under ~/.cache/slipway/bench (never
 into Slipway's), and runs offline: `LITELLM_LOCAL_MODEL_COST_MAP=True` stops its start-up download of
-a cost map, and it needs a master key (shared/FINDINGS.md).
+a cost map, and it needs a master key (shared/FINDINGS.md). Portkey's gateway is installed on first
+use with npm (`@portkey-ai/gateway`, a fixed version) into the same cache, and routed to the mock per
+request by its headers (`x-portkey-provider: openai`, `x-portkey-custom-host`); loopback hosts are
+allowed by default.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -29,6 +34,8 @@ CACHE = Path.home() / ".cache" / "slipway" / "bench"
 LITELLM_VENV = CACHE / "litellm-venv"
 LITELLM_SPEC = "litellm[proxy]"
 LITELLM_KEY = "sk-bench-litellm-master-key"
+PORTKEY_DIR = CACHE / "portkey"
+PORTKEY_SPEC = "@portkey-ai/gateway@1.15.2"
 MODEL = "bench"
 
 
@@ -40,6 +47,8 @@ class Target:
     url: str
     key: str | None
     proc: subprocess.Popen[bytes] | None = None
+    #: Extra request headers (`Name: value`) the target needs on every request.
+    headers: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
@@ -58,7 +67,9 @@ class Target:
         return total / 2**20
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, headers: dict[str, str] | None = None) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, headers: dict[str, str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -87,7 +98,17 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 def mock_upstream(chunks: int, pace_ms: float, workdir: Path) -> Iterator[Target]:
     port = free_port()
     log = workdir / f"mock-{port}.log"
-    cmd = [sys.executable, "-m", "bench.mock_upstream", "--port", str(port), "--chunks", str(chunks), "--pace-ms", str(pace_ms)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.mock_upstream",
+        "--port",
+        str(port),
+        "--chunks",
+        str(chunks),
+        "--pace-ms",
+        str(pace_ms),
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -104,7 +125,9 @@ def slipway(upstream: Target, workdir: Path, *, profile: Path | None = None) -> 
     port = free_port()
     base_url = upstream.url.rsplit("/chat/completions", 1)[0]
     config = workdir / f"slipway-{port}.yaml"
-    config.write_text(yaml.safe_dump({"models": [{"name": MODEL, "provider": "openai", "model": MODEL, "base_url": base_url}]}))
+    config.write_text(
+        yaml.safe_dump({"models": [{"name": MODEL, "provider": "openai", "model": MODEL, "base_url": base_url}]})
+    )
     log = workdir / f"slipway-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
     env.update(
@@ -137,9 +160,7 @@ def litellm_python(progress: bool = True) -> Path:
     if progress:
         print(f"installing {LITELLM_SPEC} into {LITELLM_VENV} (once; about a minute)...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", LITELLM_SPEC], check=True
-    )
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", LITELLM_SPEC], check=True)
     return python
 
 
@@ -163,7 +184,10 @@ def litellm(upstream: Target, workdir: Path) -> Iterator[Target]:
         yaml.safe_dump(
             {
                 "model_list": [
-                    {"model_name": MODEL, "litellm_params": {"model": f"openai/{MODEL}", "api_base": base_url, "api_key": "sk-mock"}}
+                    {
+                        "model_name": MODEL,
+                        "litellm_params": {"model": f"openai/{MODEL}", "api_base": base_url, "api_key": "sk-mock"},
+                    }
                 ],
                 "litellm_settings": {"drop_params": True},
             }
@@ -172,13 +196,72 @@ def litellm(upstream: Target, workdir: Path) -> Iterator[Target]:
     log = workdir / f"litellm-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLIPWAY_", "LITELLM_", "OPENAI_"))}
     env.update({"LITELLM_MASTER_KEY": LITELLM_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"})
-    cmd = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    cmd = [
+        str(LITELLM_VENV / "bin" / "litellm"),
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_http(base + "/health/liveliness", proc, log, 120)
         yield Target("litellm", base + "/v1/chat/completions", LITELLM_KEY, proc)
+    finally:
+        _stop(proc)
+
+
+def portkey_installed(progress: bool = True) -> Path:
+    """Portkey's gateway entry point, installing the npm package on first use."""
+    start = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+    if start.exists():
+        return start
+    PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
+    if progress:
+        print(f"installing {PORTKEY_SPEC} into {PORTKEY_DIR} (once)...", flush=True)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(PORTKEY_DIR), PORTKEY_SPEC],
+        check=True,
+        capture_output=True,
+    )
+    return start
+
+
+def portkey_version() -> str:
+    try:
+        return str(
+            json.loads((PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "package.json").read_text())[
+                "version"
+            ]
+        )
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+@contextlib.contextmanager
+def portkey(upstream: Target, workdir: Path) -> Iterator[Target]:
+    start = portkey_installed()
+    port = free_port()
+    log = workdir / f"portkey-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLIPWAY_", "OPENAI_"))}
+    env["NODE_ENV"] = "production"
+    cmd = ["node", str(start), f"--port={port}", "--headless"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=PORTKEY_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(base + "/", proc, log, 60)
+        mock_v1 = upstream.url.rsplit("/chat/completions", 1)[0]
+        headers = ["x-portkey-provider: openai", f"x-portkey-custom-host: {mock_v1}"]
+        yield Target("portkey", base + "/v1/chat/completions", "sk-mock", proc, headers)
     finally:
         _stop(proc)
 

@@ -1,5 +1,5 @@
 """Gateway overhead, side by side in one run: the mock upstream directly, through Slipway, through
-LiteLLM's proxy, at each concurrency, non-streaming and streaming.
+LiteLLM's proxy and Portkey's gateway, at each concurrency, non-streaming and streaming.
 
 Two mocks serve the two scenarios: for non-streaming, a mock that answers at once (its SSE stream too,
 with no pace: Slipway always streams from its upstream so cancellation and first-token timeouts work
@@ -35,6 +35,7 @@ class Plan:
     chunks: int = 20
     pace_ms: float = 1.0
     litellm: bool = True
+    portkey: bool = False
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -47,13 +48,26 @@ def percentile(values: list[float], q: float) -> float:
 
 def load(target: gateways.Target, concurrency: int, requests: int, warmup: int, stream: bool) -> dict[str, Any]:
     cmd = [
-        sys.executable, "-m", "bench.loadgen", "--url", target.url, "--model", gateways.MODEL,
-        "--concurrency", str(concurrency), "--requests", str(requests), "--warmup", str(warmup),
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--url",
+        target.url,
+        "--model",
+        gateways.MODEL,
+        "--concurrency",
+        str(concurrency),
+        "--requests",
+        str(requests),
+        "--warmup",
+        str(warmup),
     ]
     if stream:
         cmd.append("--stream")
     if target.key:
         cmd += ["--key", target.key]
+    for header in target.headers:
+        cmd += ["--header", header]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=900)
     data = json.loads(out.stdout)
     lat, ttfc = data.pop("latencies_ms"), data.pop("ttfc_ms")
@@ -77,6 +91,8 @@ def targets(plan: Plan, work: Path, *, stream: bool) -> Iterator[list[gateways.T
         found.append(stack.enter_context(gateways.slipway(mock, work)))
         if plan.litellm:
             found.append(stack.enter_context(gateways.litellm(mock, work)))
+        if plan.portkey:
+            found.append(stack.enter_context(gateways.portkey(mock, work)))
         yield found
 
 
@@ -97,7 +113,8 @@ def run(plan: Plan, work: Path, log: Any = print) -> list[dict[str, Any]]:
                         log(
                             f"  {scenario:<6} c={concurrency:<3} round {round_ + 1} {target.name:<10} "
                             f"p50 {result['p50_ms']:8.2f} ms  p99 {result['p99_ms']:8.2f} ms  "
-                            f"{result['rps']:8.0f} req/s" + (f"  TTFC p50 {result['ttfc_p50_ms']:.2f} ms" if stream else "")
+                            f"{result['rps']:8.0f} req/s"
+                            + (f"  TTFC p50 {result['ttfc_p50_ms']:.2f} ms" if stream and result["ttfc_p50_ms"] is not None else "")
                             + (f"  errors {result['errors']} statuses {result['statuses']}" if result["ok"] < n else "")
                         )
     return rows
@@ -134,8 +151,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["overhead_p50_ms"] = statistics.median(r["p50_ms"] - d["p50_ms"] for r, d in pairs)
             entry["overhead_p99_ms"] = statistics.median(r["p99_ms"] - d["p99_ms"] for r, d in pairs)
             if scenario == "stream":
-                entry["overhead_ttfc_p50_ms"] = statistics.median(
-                    r["ttfc_p50_ms"] - d["ttfc_p50_ms"] for r, d in pairs if r["ttfc_p50_ms"] and d["ttfc_p50_ms"]
-                )
+                ttfc = [r["ttfc_p50_ms"] - d["ttfc_p50_ms"] for r, d in pairs if r["ttfc_p50_ms"] and d["ttfc_p50_ms"]]
+                entry["overhead_ttfc_p50_ms"] = statistics.median(ttfc) if ttfc else None
         out.append(entry)
     return out

@@ -50,7 +50,9 @@ def test_compare_flags_only_ratios_more_than_20_percent_worse() -> None:
         "rps_vs_litellm.plain.c1",
         "p99_overhead_vs_litellm.plain.c1",
     }
-    assert rows["memory_growth.slipway"]["factor"] > 1 and rows["eval_speedup"]["factor"] == pytest.approx(0.833, abs=1e-3)
+    assert rows["memory_growth.slipway"]["factor"] > 1 and rows["eval_speedup"]["factor"] == pytest.approx(
+        0.833, abs=1e-3
+    )
 
 
 def test_the_committed_baseline_is_readable() -> None:
@@ -64,7 +66,18 @@ def test_the_committed_baseline_is_readable() -> None:
 def test_quick_run_writes_results_summary_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "results"
     r = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "overhead,memory", "--quick", "--no-litellm", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--only",
+            "overhead,memory,streams",
+            "--quick",
+            "--no-litellm",
+            "--no-portkey",
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -82,8 +95,13 @@ def test_quick_run_writes_results_summary_and_plots(tmp_path: Path) -> None:
                 assert cell["ttfc_p50_ms"] > 0 and "overhead_ttfc_p50_ms" in cell
     [memory] = results["memory"]
     assert memory["target"] == "slipway" and memory["rss_after_1000_mib"] > 0 and memory["growth_ratio"] > 0
+    assert memory["rss_after_5000_mib"] > 0 and memory["growth_ratio_long"] > 0
+    rows = results["streams"]["rows"]
+    assert {(r["streams"], r["target"]) for r in rows} == {(n, t) for n in (16, 64) for t in ("direct", "slipway")}
+    assert all(r["failed"] == 0 and r["gap_p50_ms"] > 10 for r in rows), rows  # the mock paces 20 ms
     summary = (out / "summary.md").read_text()
     assert "## Gateway overhead" in summary and "## Memory" in summary and "## Regression guard" in summary
+    assert "## Stall-free streams" in summary and "## Issue #18's targets" in summary
     assert (out / "overhead.png").stat().st_size > 5000 and (out / "latency.png").stat().st_size > 5000
     assert "rps_vs_direct.plain.c1" in results["guard_metrics"]
 
