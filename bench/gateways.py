@@ -125,9 +125,10 @@ def slipway(upstream: Target, workdir: Path, *, profile: Path | None = None) -> 
     port = free_port()
     base_url = upstream.url.rsplit("/chat/completions", 1)[0]
     config = workdir / f"slipway-{port}.yaml"
-    config.write_text(
-        yaml.safe_dump({"models": [{"name": MODEL, "provider": "openai", "model": MODEL, "base_url": base_url}]})
-    )
+    # The model's queue (concurrency 64, 16 waiting by default) is set above any load the bench sends, so
+    # the figures are the gateway's own, not its backpressure answering 429 (LiteLLM has no such limit).
+    entry = {"name": MODEL, "provider": "openai", "model": MODEL, "base_url": base_url, "concurrency": 2048}
+    config.write_text(yaml.safe_dump({"models": [entry]}))
     log = workdir / f"slipway-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
     env.update(

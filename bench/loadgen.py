@@ -7,8 +7,8 @@ chunk that carries text (`"content": "<something>"`), the moment a user sees the
 with `--gaps` the time between consecutive text chunks (a stalled stream shows as a long gap).
 
     python -m bench.loadgen --url http://127.0.0.1:9100/v1/chat/completions --concurrency 16 \
-        --requests 2000 --warmup 200 [--stream] [--gaps] [--key KEY] [--header NAME:VALUE ...]
-        -> one JSON object on stdout
+        --requests 2000 --warmup 200 [--stream] [--gaps] [--key KEY] [--header NAME:VALUE ...] [--out FILE]
+        -> one JSON object on stdout (or in FILE)
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--gaps", action="store_true", help="Record the gaps between text chunks.")
     parser.add_argument("--header", action="append", default=[], help="An extra request header, NAME:VALUE.")
+    parser.add_argument("--out", help="Write the JSON object to this file instead of stdout.")
     args = parser.parse_args()
     try:
         import uvloop
@@ -198,7 +199,11 @@ def main() -> None:
             args.header,
         )
     )
-    print(json.dumps(out))
+    if args.out:  # a file: a large result once arrived cut short through the pipe (reason not found)
+        with open(args.out, "w") as f:
+            json.dump(out, f)
+    else:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

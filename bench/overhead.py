@@ -16,6 +16,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,30 +47,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def loadgen(cmd: list[str]) -> dict[str, Any]:
+    """Run the load generator (`bench.loadgen` arguments) in its own process; its JSON result."""
+    with tempfile.TemporaryDirectory(prefix="slipway-loadgen-") as tmp:
+        result = Path(tmp) / "result.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.loadgen", *cmd, "--out", str(result)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0 or not result.exists():
+            raise RuntimeError(f"the load generator failed ({done.returncode}): {done.stderr[-2000:]}")
+        data: dict[str, Any] = json.loads(result.read_text())
+        return data
+
+
 def load(target: gateways.Target, concurrency: int, requests: int, warmup: int, stream: bool) -> dict[str, Any]:
     cmd = [
-        sys.executable,
-        "-m",
-        "bench.loadgen",
-        "--url",
-        target.url,
-        "--model",
-        gateways.MODEL,
-        "--concurrency",
-        str(concurrency),
-        "--requests",
-        str(requests),
-        "--warmup",
-        str(warmup),
-    ]
+        "--url", target.url, "--model", gateways.MODEL,
+        "--concurrency", str(concurrency), "--requests", str(requests), "--warmup", str(warmup),
+    ]  # fmt: skip
     if stream:
         cmd.append("--stream")
     if target.key:
         cmd += ["--key", target.key]
     for header in target.headers:
         cmd += ["--header", header]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=900)
-    data = json.loads(out.stdout)
+    data = loadgen(cmd)
     lat, ttfc = data.pop("latencies_ms"), data.pop("ttfc_ms")
     data.update(
         p50_ms=percentile(lat, 0.5),

@@ -12,16 +12,12 @@ The figure per N is the p99 gap (and p50), for the bare mock and through each ga
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bench import gateways
-from bench.overhead import percentile
-from tests.servers import ROOT
+from bench.overhead import loadgen, percentile
 
 LEVELS = (16, 64, 256, 512)
 PACE_MS = 20.0
@@ -31,13 +27,14 @@ LIMIT_MS = 25.0
 
 def burst(target: gateways.Target, streams: int, headers: list[str] | None = None) -> dict[str, Any]:
     cmd = [
-        sys.executable, "-m", "bench.loadgen", "--url", target.url, "--model", gateways.MODEL,
+        "--url", target.url, "--model", gateways.MODEL,
         "--concurrency", str(streams), "--requests", str(streams), "--warmup", "0", "--stream", "--gaps",
     ]  # fmt: skip
+    if target.key:
+        cmd += ["--key", target.key]
     for header in headers or target.headers:
         cmd += ["--header", header]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=900)
-    data = json.loads(out.stdout)
+    data = loadgen(cmd)
     gaps = data.pop("gaps_ms")
     return {
         "target": target.name,
