@@ -135,6 +135,9 @@ def slipway(upstream: Target, workdir: Path, *, profile: Path | None = None) -> 
         {
             "SLIPWAY_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/slipway-{port}.db",
             "SLIPWAY_LOG_JSON": "true",
+            # Every bench client is 127.0.0.1: the per-address connection bound (256) would refuse the
+            # stream curve's 512 streams, which measure the gateway, not that defence.
+            "SLIPWAY_MAX_CONNECTIONS_PER_CLIENT": "4096",
         }
     )
     args = ["--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
