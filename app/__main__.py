@@ -2,6 +2,7 @@
 
 python -m app                      # serve on 127.0.0.1:8000 with the packaged model
 python -m app --host 0.0.0.0 --port 8080 --config models.yaml
+python -m app --workers 2          # two processes (with Postgres, Redis and remote models only)
 python -m app models               # what the models file serves
 python -m app db upgrade           # apply migrations
 python -m app keys create --name tester
@@ -9,9 +10,11 @@ python -m app keys create --name tester
 
 from __future__ import annotations
 
+import logging
+import socket
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +23,9 @@ from app.cli.db import cli as db_cli
 from app.cli.keys import cli as keys_cli
 from app.core.config import Settings
 from app.core.models_file import ModelsFile, ModelsFileError, ModelSpec, load_models_file
+
+if TYPE_CHECKING:
+    import uvicorn
 
 cli = typer.Typer(
     name="slipway",
@@ -34,6 +40,10 @@ err = Console(stderr=True)
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 8000).")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Processes sharing the port (only with Postgres, Redis, remote models)."),
+]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="Models file (YAML). Default: $SLIPWAY_CONFIG or the packaged model.")
 ]
@@ -111,12 +121,13 @@ def main_callback(
     host: HostOpt = None,
     port: PortOpt = None,
     config: ConfigOpt = None,
+    workers: WorkersOpt = None,
     tunnel: Annotated[bool, typer.Option("--tunnel", help="Also open an ngrok tunnel for testers.")] = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"config": config}
         return
-    serve(host=host, port=port, config=config, tunnel=tunnel)
+    serve(host=host, port=port, config=config, workers=workers, tunnel=tunnel)
 
 
 @cli.command()
@@ -124,14 +135,16 @@ def serve(
     host: HostOpt = None,
     port: PortOpt = None,
     config: ConfigOpt = None,
+    workers: WorkersOpt = None,
     tunnel: Annotated[bool, typer.Option("--tunnel", help="Also open an ngrok tunnel for testers.")] = False,
 ) -> None:
     """Serve the API (the default command)."""
     import uvicorn
 
+    from app.cli.workers import Supervisor, metrics_directory, single_process_reasons
     from app.core.logging import configure_logging
 
-    settings = load_settings(config, host=host, port=port)
+    settings = load_settings(config, host=host, port=port, workers=workers)
     models_file = read_models_file(settings)
     check_local_paths(models_file, settings.config)
     configure_logging(settings.log_level, settings.log_json)
@@ -148,17 +161,43 @@ def serve(
         except TunnelRefused as exc:
             fail(str(exc))
             return
-    app = create_app(settings, models_file, tunnel=opened)
+    reasons = single_process_reasons(settings, models_file, tunnel=opened is not None) if settings.workers > 1 else []
+    if reasons:
+        logging.getLogger("app.workers").warning(
+            "serving with one process, not %d: %s", settings.workers, "; ".join(reasons)
+        )
+        settings = settings.model_copy(update={"workers": 1})
+    if settings.workers == 1:
+        server = uvicorn.Server(server_config(create_app(settings, models_file, tunnel=opened), settings))
+        server.run()
+        if not server.started:
+            raise typer.Exit(3)  # as uvicorn.run: the app did not start
+        return
+    metrics_dir = metrics_directory()
+    sock = server_config(None, settings).bind_socket()
+
+    def run_worker(sock: socket.socket) -> int:
+        server = uvicorn.Server(server_config(create_app(settings, models_file), settings))
+        server.run(sockets=[sock])
+        return 0 if server.started else 1
+
+    raise typer.Exit(Supervisor(settings.workers, sock, run_worker, metrics_dir).serve())
+
+
+def server_config(app: object, settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings for Slipway: the guarded HTTP protocol, the grace period, proxy headers."""
+    import uvicorn
+
     from app.api.connections import ConnectionLimits, guarded_protocol
 
     limits = ConnectionLimits(
         max_header_bytes=settings.max_header_bytes,
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
-        max_connections_per_client=settings.max_connections_per_client,
+        max_connections_per_client=settings.per_worker(settings.max_connections_per_client),
     )
-    uvicorn.run(
-        app,
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]  # None only for the parent of workers, which binds and never serves
         http=guarded_protocol(limits),
         host=settings.host,
         port=settings.port,

@@ -22,7 +22,7 @@ from app.core.logging import register_secrets
 from app.core.models_file import ModelsFile
 from app.limits.buckets import LocalLimiter
 from app.limits.shared import SharedLimiter
-from app.observability.metrics import Metrics
+from app.observability.metrics import Metrics, QueueGauges
 from app.observability.tracing import Tracing, build_tracing
 from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
@@ -74,7 +74,7 @@ class Services:
         _register_secrets(settings, models_file)
         lifecycle = Lifecycle()
         registry = ModelRegistry(models_file, settings)
-        metrics = Metrics(registry)
+        metrics = Metrics(registry, multiprocess=settings.workers > 1)
         generator = Generator(registry, ObservedHooks(metrics), lifecycle)
         completions = Completions(generator)
         embeddings = Embeddings(registry, settings)
@@ -120,6 +120,8 @@ class Services:
             self._tasks.append(asyncio.create_task(self.keyring.run_refresher()))
         if self.tunnel is not None:
             self.tunnel.start()
+        if self.metrics.queue_gauges is not None:
+            self._tasks.append(asyncio.create_task(self._publish_queues(self.metrics.queue_gauges)))
         load = asyncio.create_task(self.registry.load_local())
         load.add_done_callback(self._on_loaded)
         self._tasks.append(load)
@@ -128,6 +130,13 @@ class Services:
         # which showed as ~100 ms pauses in p99 latency under load (bench: c=16 p99).
         gc.collect()
         gc.freeze()
+
+    @staticmethod
+    async def _publish_queues(gauges: QueueGauges) -> None:
+        """With several workers, each one's queues reach the merged gauges once a second."""
+        while True:
+            gauges.refresh()
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         """The reverse of `start()`; each step runs even if an earlier one failed."""

@@ -51,6 +51,9 @@ def main(
     litellm: Annotated[bool, typer.Option("--litellm/--no-litellm", help="Include LiteLLM's proxy.")] = True,
     portkey: Annotated[bool, typer.Option("--portkey/--no-portkey", help="Include Portkey's gateway (Node).")] = True,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds per overhead cell (spread).")] = 3,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Also Slipway with this many worker processes (Postgres, Redis); 1: not.")
+    ] = 2,
     out: Annotated[Path, typer.Option(help="Where results go.")] = RESULTS,
     save_baseline: Annotated[
         bool, typer.Option("--save-baseline", help="Write bench/baseline.json from this run.")
@@ -85,6 +88,7 @@ def main(
         concurrency=(1, 16) if quick else (1, 4, 16, 64),
         litellm=litellm,
         portkey=portkey,
+        workers=workers,
     )
     with gateways.workdir() as tmp:
         work = Path(tmp)

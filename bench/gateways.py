@@ -120,8 +120,13 @@ def mock_upstream(chunks: int, pace_ms: float, workdir: Path) -> Iterator[Target
 
 
 @contextlib.contextmanager
-def slipway(upstream: Target, workdir: Path, *, profile: Path | None = None) -> Iterator[Target]:
-    """`python -m app` as in production on loopback: JSON logs to a file, metrics on, auth off."""
+def slipway(
+    upstream: Target, workdir: Path, *, profile: Path | None = None, workers: int = 1
+) -> Iterator[Target]:
+    """`python -m app` as in production on loopback: JSON logs to a file, metrics on, auth off.
+
+    `workers` > 1: that many processes (`--workers`), on what makes them correct: a database of its own
+    on the machine's Postgres and the machine's Redis (target name `slipway-wN`)."""
     port = free_port()
     base_url = upstream.url.rsplit("/chat/completions", 1)[0]
     config = workdir / f"slipway-{port}.yaml"
@@ -140,6 +145,13 @@ def slipway(upstream: Target, workdir: Path, *, profile: Path | None = None) -> 
             "SLIPWAY_MAX_CONNECTIONS_PER_CLIENT": "4096",
         }
     )
+    database = contextlib.ExitStack()
+    if workers > 1:
+        env.update(
+            SLIPWAY_WORKERS=str(workers),
+            SLIPWAY_DATABASE_URL=database.enter_context(postgres_database()),
+            SLIPWAY_REDIS_URL=REDIS_URL,
+        )
     args = ["--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
     cmd = [sys.executable, "-m", "app", *args]
     if profile is not None:  # pyinstrument samples the event loop's thread and writes pstats at exit
@@ -149,9 +161,40 @@ def slipway(upstream: Target, workdir: Path, *, profile: Path | None = None) -> 
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_http(base + "/readyz", proc, log, 90)
-        yield Target("slipway", base + "/v1/chat/completions", None, proc)
+        name = "slipway" if workers == 1 else f"slipway-w{workers}"
+        yield Target(name, base + "/v1/chat/completions", None, proc)
     finally:
         _stop(proc)
+        database.close()
+
+
+#: The machine's Postgres and Redis (tests/sessions/conftest.py uses the same).
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A database of the bench's own on the machine's Postgres, dropped afterwards."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"slipway_bench_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(**POSTGRES)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def litellm_python(progress: bool = True) -> Path:

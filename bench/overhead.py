@@ -37,6 +37,8 @@ class Plan:
     pace_ms: float = 1.0
     litellm: bool = True
     portkey: bool = False
+    #: Also Slipway with this many worker processes (on Postgres and Redis); 1: not.
+    workers: int = 1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -95,6 +97,8 @@ def targets(plan: Plan, work: Path, *, stream: bool) -> Iterator[list[gateways.T
         mock = stack.enter_context(gateways.mock_upstream(plan.chunks, pace, work))
         found = [mock]
         found.append(stack.enter_context(gateways.slipway(mock, work)))
+        if plan.workers > 1:
+            found.append(stack.enter_context(gateways.slipway(mock, work, workers=plan.workers)))
         if plan.litellm:
             found.append(stack.enter_context(gateways.litellm(mock, work)))
         if plan.portkey:

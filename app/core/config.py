@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_json: bool = True
     root_path: str = ""
+    # Serving processes sharing the port (app/cli/workers.py). More than one only where every piece of
+    # state is shared (Postgres, Redis, no in-process model); otherwise one, said at start-up.
+    workers: int = Field(default=1, ge=1)
 
     # Requests
     max_body_bytes: int = 1024 * 1024
@@ -90,6 +93,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    def per_worker(self, total: int) -> int:
+        """One worker's share of a service-wide bound (queue slots, connections per client): the
+        kernel spreads connections over the workers, so each holds its part, rounded up."""
+        return max(1, -(-total // self.workers))
 
     @property
     def is_loopback_bind(self) -> bool:

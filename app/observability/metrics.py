@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -51,8 +58,41 @@ class QueueCollector(Collector):
         yield limit
 
 
+class QueueGauges:
+    """The queue gauges with several worker processes: a collector is not merged across processes, so
+    each worker writes its queues into gauges whose files prometheus_client sums (`livesum`): refreshed
+    every second and before each scrape this worker answers."""
+
+    def __init__(self, source: Queues, registry: CollectorRegistry) -> None:
+        self.source = source
+        labels = ["model"]
+        self.waiting = Gauge(
+            "slipway_queue_waiting", "Requests waiting for a model slot.", labels,
+            registry=registry, multiprocess_mode="livesum",
+        )
+        self.active = Gauge(
+            "slipway_queue_active", "Generations running on a model.", labels,
+            registry=registry, multiprocess_mode="livesum",
+        )
+        self.limit = Gauge(
+            "slipway_queue_depth_limit", "Queue depth allowed per model.", labels,
+            registry=registry, multiprocess_mode="livesum",
+        )
+
+    def refresh(self) -> None:
+        for name, waiting, active, depth in self.source.queues():
+            self.waiting.labels(name).set(waiting)
+            self.active.labels(name).set(active)
+            self.limit.labels(name).set(depth)
+
+
 class Metrics:
-    def __init__(self, models: Queues | None = None) -> None:
+    """`multiprocess`: several worker processes (app/cli/workers.py) write their series to files that
+    every worker's /metrics reads back merged; otherwise the series live in this app's registry."""
+
+    def __init__(self, models: Queues | None = None, *, multiprocess: bool = False) -> None:
+        self.multiprocess = multiprocess
+        self.queue_gauges: QueueGauges | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -81,8 +121,12 @@ class Metrics:
             "slipway_queue_rejections_total", "Requests refused (429) because the model's queue was full.",
             ["model"], registry=r,
         )  # fmt: skip
-        self.active_streams = Gauge("slipway_active_streams", "Open SSE responses.", registry=r)
-        self.active_websockets = Gauge("slipway_active_websockets", "Open WebSocket connections.", registry=r)
+        self.active_streams = Gauge(
+            "slipway_active_streams", "Open SSE responses.", registry=r, multiprocess_mode="livesum"
+        )
+        self.active_websockets = Gauge(
+            "slipway_active_websockets", "Open WebSocket connections.", registry=r, multiprocess_mode="livesum"
+        )
         self.provider_errors = Counter(
             "slipway_provider_errors_total", "Failed generation attempts by model and error code.",
             ["model", "code"], registry=r,
@@ -95,5 +139,19 @@ class Metrics:
         self.rate_limited = Counter(
             "slipway_rate_limit_rejections_total", "Requests refused by per-key rate limits.", ["limit"], registry=r
         )
-        if models is not None:
+        if models is not None and multiprocess:
+            self.queue_gauges = QueueGauges(models, r)
+        elif models is not None:
             r.register(QueueCollector(models))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text: this registry's, or every worker's merged."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        if self.queue_gauges is not None:
+            self.queue_gauges.refresh()
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)

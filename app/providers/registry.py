@@ -105,8 +105,9 @@ class ModelRegistry:
         for spec in models_file.models:
             providers.resolve(spec)
             provider = providers.get(spec.provider)
-            concurrency = spec.concurrency or provider.concurrency
+            concurrency = settings.per_worker(spec.concurrency or provider.concurrency)
             depth = spec.queue_depth if spec.queue_depth is not None else settings.default_queue_depth
+            depth = settings.per_worker(depth) if depth else 0
             self.handles[spec.name] = ModelHandle(
                 spec=spec,
                 provider=provider,

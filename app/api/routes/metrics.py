@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.deps import MetricsDep
 from app.api.routing import SlipwayRoute
@@ -19,4 +19,4 @@ router = APIRouter(tags=["observability"], route_class=SlipwayRoute)
 )
 async def metrics(metrics: MetricsDep) -> Response:
     """Requests, latency, time to first token, tokens, queues, streams, provider errors, rate limits."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
