@@ -16,6 +16,9 @@ Python API (what the notebooks use; the CLI is `python -m eval --help`):
     s = score([{"id": "1", "prediction": "Paris.", "reference": ["Paris.", "It is Paris."]}])
     s = score("predictions.jsonl", out="runs/c")             # outputs made elsewhere
 
+    r = run(cases, target="local", mlflow=True)              # also one MLflow run ($MLFLOW_TRACKING_URI or
+    r.mlflow_run_id                                          #  ./mlflow.db; a string: that URI); see eval.mlflow
+
     diff = compare(a, b)                                     # run directories or run/score results
     diff["metrics"]["meteor"]                                # {"a", "b", "delta", "ci_low", "ci_high",
                                                              #  "p_value", "wins", "losses", "ties"}

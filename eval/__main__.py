@@ -34,6 +34,16 @@ out_console = Console()
 err = Console(stderr=True)
 
 FailUnder = Annotated[str | None, typer.Option("--fail-under", help="Gate, e.g. bleu=20,meteor=0.3: exit 1 if below.")]
+MlflowOpt = Annotated[
+    bool,
+    typer.Option(
+        "--mlflow", help="Log the run to MLflow ($MLFLOW_TRACKING_URI, else ./mlflow.db; pip install -e .[mlflow])."
+    ),
+]
+MlflowUri = Annotated[
+    str | None, typer.Option("--mlflow-uri", metavar="URI", help="Log to this MLflow tracking URI (implies --mlflow).")
+]
+Experiment = Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")]
 
 
 def _fail(message: str) -> None:
@@ -59,18 +69,47 @@ def parse_gate(spec: str | None) -> dict[str, float]:
     return gates
 
 
-def show_and_gate(summary: dict, gates: dict[str, float], out: Path) -> None:
+def gate_failures(summary: dict, gates: dict[str, float]) -> list[str]:
+    return [
+        f"{k} {summary['metrics'].get(k, {}).get('value', float('nan')):.4g} < {v:g}"
+        for k, v in gates.items()
+        if not summary["metrics"].get(k, {}).get("value", float("-inf")) >= v
+    ]
+
+
+def log_to_mlflow(
+    out: Path, kind: str, failed: list[str], uri: str | None, experiment: str, dataset: Path | None
+) -> None:
+    try:
+        from eval.mlflow.tracking import log_run
+
+        run_id = log_run(out, kind=kind, uri=uri, experiment=experiment, failed_gates=failed, dataset_path=dataset)
+    except RuntimeError as exc:
+        _fail(str(exc))
+        return
+    err.print(f"logged to MLflow: run {run_id} in experiment {experiment!r}", highlight=False)
+
+
+def show_and_gate(
+    summary: dict,
+    gates: dict[str, float],
+    out: Path,
+    *,
+    kind: str = "run",
+    mlflow: bool = False,
+    mlflow_uri: str | None = None,
+    experiment: str = "slipway-eval",
+    dataset: Path | None = None,
+) -> None:
     table = Table("metric", "value", "95% CI", title=f"{summary['n']} cases, {summary['errors']} errors")
     for name, m in summary["metrics"].items():
         ci = f"{m['ci_low']:.4g} to {m['ci_high']:.4g}" if "ci_low" in m else ""
         table.add_row(name, f"{m['value']:.4g}", ci)
     out_console.print(table)
     err.print(f"results.jsonl, summary.json and report.html in {out}", highlight=False)
-    failed = [
-        f"{k} {summary['metrics'].get(k, {}).get('value', float('nan')):.4g} < {v:g}"
-        for k, v in gates.items()
-        if not summary["metrics"].get(k, {}).get("value", float("-inf")) >= v
-    ]
+    failed = gate_failures(summary, gates)
+    if mlflow or mlflow_uri:
+        log_to_mlflow(out, kind, failed, mlflow_uri, experiment, dataset)
     if failed:
         err.print("[bold red]gate failed:[/] " + "; ".join(failed), highlight=False)
         raise typer.Exit(1)
@@ -97,6 +136,9 @@ def run_cmd(
     resamples: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
     api_key: Annotated[str | None, typer.Option(envvar="SLIPWAY_API_KEY", help="Key for a Slipway URL target.")] = None,
     fail_under: FailUnder = None,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUri = None,
+    experiment: Experiment = "slipway-eval",
 ) -> None:
     """Generate an answer per case, score, write results.jsonl, summary.json and report.html."""
     # A shell starts a script's background jobs (`cmd &`) with SIGINT ignored, and Python keeps an
@@ -140,6 +182,7 @@ def run_cmd(
                 api_key=api_key,
                 progress=lambda: progress.advance(task),
                 dataset_sha256=sha256_of(dataset),
+                dataset_name=dataset.name,
             )
         except ValueError as exc:
             _fail(str(exc))
@@ -155,7 +198,9 @@ def run_cmd(
             highlight=False,
         )
         raise typer.Exit(1)
-    show_and_gate(result.summary, gates, out)
+    show_and_gate(
+        result.summary, gates, out, mlflow=mlflow, mlflow_uri=mlflow_uri, experiment=experiment, dataset=dataset
+    )
 
 
 @cli.command("score")
@@ -165,6 +210,9 @@ def score_cmd(
     seed: Annotated[int, typer.Option(help="Seeds the bootstrap.")] = 0,
     resamples: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
     fail_under: FailUnder = None,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUri = None,
+    experiment: Experiment = "slipway-eval",
 ) -> None:
     """Score outputs made elsewhere."""
     from eval.runner import score
@@ -176,7 +224,16 @@ def score_cmd(
         result = score(predictions, out=out, seed=seed, resamples=resamples)
     except DatasetError as exc:
         _fail(str(exc))
-    show_and_gate(result.summary, gates, out)
+    show_and_gate(
+        result.summary,
+        gates,
+        out,
+        kind="score",
+        mlflow=mlflow,
+        mlflow_uri=mlflow_uri,
+        experiment=experiment,
+        dataset=predictions,
+    )
 
 
 @cli.command("compare")
@@ -186,6 +243,9 @@ def compare_cmd(
     out: Annotated[Path | None, typer.Option(help="Write compare.json and report.html here.")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the bootstrap.")] = 0,
     resamples: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
+    mlflow: MlflowOpt = False,
+    mlflow_uri: MlflowUri = None,
+    experiment: Experiment = "slipway-eval",
 ) -> None:
     """B against A on their shared cases: per-metric difference with a paired bootstrap p-value, wins, losses."""
     from eval.compare import compare
@@ -218,6 +278,15 @@ def compare_cmd(
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
         out_console.print(str(write_report(out)))
+    if mlflow or mlflow_uri:
+        try:
+            from eval.mlflow.tracking import log_compare
+
+            run_id = log_compare(result, dir_a, dir_b, uri=mlflow_uri, experiment=experiment, out=out)
+        except RuntimeError as exc:
+            _fail(str(exc))
+            return
+        err.print(f"logged to MLflow: run {run_id} in experiment {experiment!r}", highlight=False)
 
 
 @cli.command("report")

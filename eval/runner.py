@@ -25,6 +25,8 @@ class Scored:
 
     summary: dict[str, Any]
     rows: list[dict[str, Any]]
+    #: The MLflow run this was logged as (`mlflow=`), else None.
+    mlflow_run_id: str | None = None
 
     @property
     def values(self) -> dict[str, float]:
@@ -74,6 +76,25 @@ def usage_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         else None
     )
     return {"latency_s": latency, "usage": tokens}
+
+
+def tracked(
+    scored: Scored, out: str | Path | None, kind: str, mlflow: bool | str, experiment: str, dataset: Any
+) -> Scored:
+    """Log to MLflow when asked (`mlflow=True`: MLFLOW_TRACKING_URI or ./mlflow.db; a string: that URI)."""
+    if not mlflow:
+        return scored
+    from eval.mlflow.tracking import log_result
+
+    scored.mlflow_run_id = log_result(
+        scored,
+        out=out,
+        kind=kind,
+        uri=mlflow if isinstance(mlflow, str) else None,
+        experiment=experiment,
+        dataset_path=dataset if isinstance(dataset, (str, Path)) else None,
+    )
+    return scored
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -183,6 +204,9 @@ def run(
     api_key: str | None = None,
     progress: Callable[[], None] | None = None,
     dataset_sha256: str | None = None,
+    dataset_name: str | None = None,
+    mlflow: bool | str = False,
+    experiment: str = "slipway-eval",
 ) -> Scored:
     """Generate an answer per case and score; with `out`, write the three files there.
 
@@ -192,7 +216,9 @@ def run(
     from eval.targets import make_target
 
     dataset_sha = dataset_sha256
+    source = cases
     if isinstance(cases, (str, Path)):
+        dataset_name = dataset_name or Path(cases).name
         dataset_sha = sha256_of(cases)
         cases = load_dataset(cases)
     cases = list(cases)[:limit] if limit else list(cases)
@@ -227,13 +253,15 @@ def run(
         "target": target,
         "model": tgt.model,
         "chain": chain,
+        "params": params,
+        "dataset": dataset_name,
         "dataset_sha256": dataset_sha,
         "started": started.isoformat(),
         "duration_s": round(time.perf_counter() - t0, 3),
     }
     if out is not None:
         write_outputs(Path(out), rows, summary)
-    return Scored(summary=summary, rows=rows)
+    return tracked(Scored(summary=summary, rows=rows), out, "run", mlflow, experiment, source)
 
 
 def _prediction_row(data: Any, default_id: str) -> dict[str, Any]:
@@ -307,6 +335,8 @@ def score(
     seed: int = 0,
     resamples: int = 1000,
     workers: int | None = None,
+    mlflow: bool | str = False,
+    experiment: str = "slipway-eval",
 ) -> Scored:
     """Score outputs made elsewhere; with `out`, write results.jsonl, summary.json and report.html there."""
     started = datetime.now(UTC)
@@ -320,10 +350,11 @@ def score(
         **usage_summary(rows),
         "target": "predictions",
         "model": None,
+        "dataset": Path(predictions).name if isinstance(predictions, (str, Path)) else None,
         "dataset_sha256": sha,
         "started": started.isoformat(),
         "duration_s": round(time.perf_counter() - t0, 3),
     }
     if out is not None:
         write_outputs(Path(out), rows, summary)
-    return Scored(summary=summary, rows=rows)
+    return tracked(Scored(summary=summary, rows=rows), out, "score", mlflow, experiment, predictions)

@@ -32,7 +32,7 @@ build_backend="$(mktemp)"
 trap 'rm -f "$overrides" "$build_backend"' EXIT
 printf 'setuptools>=69\nwheel\n' >"$build_backend"
 
-compile "$build_backend" --extra dev --extra model -o requirements-dev.lock
+compile "$build_backend" --extra dev --extra model --extra mlflow -o requirements-dev.lock
 # The service's lock takes its versions from the dev lock, so the two never disagree.
 compile "$build_backend" --extra model -c requirements-dev.lock -o requirements.lock
 # LlamaIndex, a client under test, pins openai<3 while the service locks openai 3.x: it gets a lock and a

@@ -1,0 +1,105 @@
+"""Slipway's metrics as MLflow GenAI scorers, for `mlflow.genai.evaluate`:
+
+    import mlflow
+    from eval.mlflow import scorers
+
+    mlflow.genai.evaluate(
+        data=[{"inputs": {"question": "..."}, "outputs": "...", "expectations": {"expected_response": "..."}}],
+        scorers=scorers.ALL,            # or [scorers.meteor, scorers.rougeL, ...]
+    )
+
+Each scorer gives one case's value, computed by the code `python -m eval score` runs (eval.metrics), so
+MLflow's `<name>/mean` equals that command's value for ROUGE-1/2/L/Lsum and METEOR (0-1), which are
+means of per-case scores. BLEU and chrF (0-100) are per-case here (sacrebleu's sentence scores), so their
+mean is the mean of results.jsonl's per-case `bleu`/`chrf`, not the corpus BLEU/chrF that
+`python -m eval` reports: a corpus score sums n-gram counts over all cases, which no per-case scorer
+can return (`--mlflow` logs the corpus figures as the run's metrics).
+
+`expectations` takes `expected_response` (MLflow's name; a string or a list of acceptable answers)
+or `references`; `outputs` a string, or a dict with `content`/`text`/`answer`, or OpenAI's chat body.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from mlflow.genai.scorers import scorer
+
+from eval.metrics import sentence_scores
+
+
+def text_of(outputs: Any) -> str:
+    if isinstance(outputs, str):
+        return outputs
+    if isinstance(outputs, dict):
+        if "choices" in outputs:  # an OpenAI chat completion body
+            return str(outputs["choices"][0]["message"].get("content") or "")
+        for key in ("content", "text", "answer", "output", "prediction"):
+            if isinstance(outputs.get(key), str):
+                return str(outputs[key])
+    raise ValueError(f"outputs must be a string or carry one (content/text/answer); got {type(outputs).__name__}")
+
+
+def references_of(expectations: dict[str, Any] | None) -> tuple[str, ...]:
+    expected = (expectations or {}).get("expected_response", (expectations or {}).get("references"))
+    if isinstance(expected, str):
+        return (expected,)
+    if isinstance(expected, list) and expected and all(isinstance(e, str) for e in expected):
+        return tuple(expected)
+    raise ValueError("expectations need `expected_response` (a string or a list of strings) or `references`")
+
+
+@lru_cache(maxsize=4096)
+def _scores(prediction: str, references: tuple[str, ...]) -> dict[str, float]:
+    """Every metric of one pair, computed once however many of these scorers ask."""
+    return sentence_scores(prediction, list(references))
+
+
+def _value(name: str, outputs: Any, expectations: dict[str, Any] | None) -> float:
+    return _scores(text_of(outputs), references_of(expectations))[name]
+
+
+@scorer(name="bleu")
+def bleu(outputs: Any, expectations: dict[str, Any]) -> float:
+    """sacrebleu's sentence BLEU, 0-100."""
+    return _value("bleu", outputs, expectations)
+
+
+@scorer(name="chrf")
+def chrf(outputs: Any, expectations: dict[str, Any]) -> float:
+    """sacrebleu's sentence chrF, 0-100."""
+    return _value("chrf", outputs, expectations)
+
+
+@scorer(name="rouge1")
+def rouge1(outputs: Any, expectations: dict[str, Any]) -> float:
+    """ROUGE-1 F1 (rouge-score, stemmed, best over the references), 0-1."""
+    return _value("rouge1", outputs, expectations)
+
+
+@scorer(name="rouge2")
+def rouge2(outputs: Any, expectations: dict[str, Any]) -> float:
+    """ROUGE-2 F1, 0-1."""
+    return _value("rouge2", outputs, expectations)
+
+
+@scorer(name="rougeL")
+def rougeL(outputs: Any, expectations: dict[str, Any]) -> float:
+    """ROUGE-L F1, 0-1."""
+    return _value("rougeL", outputs, expectations)
+
+
+@scorer(name="rougeLsum")
+def rougeLsum(outputs: Any, expectations: dict[str, Any]) -> float:
+    """ROUGE-Lsum F1, 0-1."""
+    return _value("rougeLsum", outputs, expectations)
+
+
+@scorer(name="meteor")
+def meteor(outputs: Any, expectations: dict[str, Any]) -> float:
+    """METEOR (nltk, offline WordNet), 0-1."""
+    return _value("meteor", outputs, expectations)
+
+
+ALL = [bleu, chrf, rouge1, rouge2, rougeL, rougeLsum, meteor]
