@@ -240,11 +240,25 @@ def score_batch(
     size = -(-len(predictions) // workers)
     spans = [(i, i + size) for i in range(0, len(predictions), size)]
     batch = Batch()
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_own_wordnet_files
+    ) as pool:
         futures = [pool.submit(_score_chunk, predictions[a:b], references[a:b]) for a, b in spans]
         for future in futures:
             batch.extend(future.result())
     return batch
+
+
+def _own_wordnet_files() -> None:
+    """In a forked child: forget the WordNet data files opened before the fork, so this child opens its
+    own. Inherited, they share one read position with the parent and the other children: one child's
+    seek moved another's read, which then failed (`No WordNet synset found ... offset`; seen on a cold
+    `python -m eval score` of 1,000 pairs, where the synset caches were still empty)."""
+    from nltk.corpus import wordnet
+
+    files = getattr(wordnet, "_data_file_map", None)
+    if isinstance(files, dict):
+        files.clear()
 
 
 def sentence_scores(prediction: str, references: Sequence[str]) -> dict[str, float]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import sacrebleu
 from nltk.translate.meteor_score import meteor_score
 from rouge_score import rouge_scorer
 
 from eval import metrics
+from tests.servers import ROOT
 
 SYS = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]
 REFS = [
@@ -68,3 +72,26 @@ def test_bootstrap_is_seeded_and_brackets_the_value() -> None:
     for name in metrics.ALL:
         assert a[name]["ci_low"] <= a[name]["value"] <= a[name]["ci_high"], name
     assert a["bleu"]["ci_low"] < a["bleu"]["ci_high"]
+
+
+@pytest.mark.slow
+def test_forked_scoring_from_cold_caches_equals_one_process(tmp_path: Path) -> None:
+    """`python -m eval score` of 1,000+ pairs forks two scorers with empty caches; they once shared the
+    WordNet files' read position and failed (`No WordNet synset found`). Scored in a fresh process, as the
+    CLI does, both ways must agree on every case."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from bench.eval_speed import pairs\n"
+        "from eval.metrics import score_batch\n"
+        "data = pairs(1200, seed=3)\n"
+        "preds, refs = [p for p, _ in data], [[r] for _, r in data]\n"
+        "forked = score_batch(preds, refs, workers=2).cases\n"
+        "single = score_batch(preds, refs, workers=1).cases\n"
+        "print(json.dumps({'same': forked == single, 'n': len(forked)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"same": True, "n": 1200}
