@@ -32,6 +32,8 @@ class Queues(Protocol):
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+#: Answer length in completion tokens: an answer cut at max_tokens piles up in one bucket.
+ANSWER_TOKEN_BUCKETS = (1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -136,6 +138,19 @@ class Metrics:
             "slipway_provider_fallbacks_total", "Fallbacks from a model to another.", ["model", "fallback"],
             registry=r,
         )  # fmt: skip
+        # Quality between evaluation runs: how answers end, empty ones, and their length, per model.
+        self.answers = Counter(
+            "slipway_answers_total",
+            "Answers by model and how they ended (stop, length, tool_calls, content_filter, cancelled).",
+            ["model", "finish_reason"], registry=r,
+        )
+        self.empty_answers = Counter(
+            "slipway_empty_answers_total", "Answers that ended without any content.", ["model"], registry=r
+        )
+        self.answer_tokens = Histogram(
+            "slipway_answer_tokens", "Completion tokens per answer.", ["model"],
+            buckets=ANSWER_TOKEN_BUCKETS, registry=r,
+        )
         self.rate_limited = Counter(
             "slipway_rate_limit_rejections_total", "Requests refused by per-key rate limits.", ["limit"], registry=r
         )

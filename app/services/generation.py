@@ -184,7 +184,7 @@ class Generator:
                     async for event in events:
                         if isinstance(event, Finished):
                             charged = True
-                            self.hooks.finished(event)
+                            self.hooks.finished(event, empty=pieces == 0)
                         else:
                             pieces += 1
                             self._check_stopping()

@@ -23,8 +23,9 @@ class GenerationHooks:
     def waited(self, model: str, seconds: float) -> None:
         """`seconds` were spent waiting for the model's next piece (or its end)."""
 
-    def finished(self, finished: Finished) -> None:
-        """The generation ended (or was cut short: then usage is estimated, reason `cancelled`)."""
+    def finished(self, finished: Finished, *, empty: bool = False) -> None:
+        """The generation ended (or was cut short: then usage is estimated, reason `cancelled`);
+        `empty`: not one piece of content came before the end."""
 
     def error(self, model: str, error: APIError) -> None:
         """An attempt failed (it may still be retried or fall back)."""
@@ -59,10 +60,15 @@ class ObservedHooks(GenerationHooks):
         if record is not None and record.ttft_s is None:
             record.ttft_s = seconds
 
-    def finished(self, finished: Finished) -> None:
+    def finished(self, finished: Finished, *, empty: bool = False) -> None:
         usage = finished.usage
-        self.metrics.tokens.labels(finished.model, "prompt").inc(usage.prompt_tokens)
-        self.metrics.tokens.labels(finished.model, "completion").inc(usage.completion_tokens)
+        m = self.metrics
+        m.tokens.labels(finished.model, "prompt").inc(usage.prompt_tokens)
+        m.tokens.labels(finished.model, "completion").inc(usage.completion_tokens)
+        m.answers.labels(finished.model, finished.finish_reason).inc()
+        m.answer_tokens.labels(finished.model).observe(usage.completion_tokens)
+        if empty:
+            m.empty_answers.labels(finished.model).inc()
         record_tokens(usage.total_tokens)
         record = RECORD.get()
         if record is not None:

@@ -34,6 +34,7 @@ def server(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iter
     dead = "http://127.0.0.1:9/v1"  # nothing listens there: provider errors
     models = [
         upstream_model("fast", upstream, "words-5-0"),
+        upstream_model("mute", upstream, "words-0-0"),  # ends at once with nothing said
         {**upstream_model("broken", upstream, "words-5-0"), "base_url": dead, "retries": 1},
         {**upstream_model("rescued", upstream, "words-5-0"), "base_url": dead, "fallbacks": ["fast"]},
     ]
@@ -51,6 +52,30 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
 
 def value(metrics: dict, name: str, **labels: str) -> float:
     return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_quality_signals_count_how_answers_end_empty_ones_and_their_length(server: SlipwayServer) -> None:
+    before = samples(httpx.get(server.url + "/metrics", headers=bearer()).text)
+    chat = server.url + "/v1/chat/completions"
+    full = httpx.post(chat, json=chat_body(model="fast"), headers=bearer(), timeout=30)
+    cut = httpx.post(chat, json=chat_body(model="fast", max_tokens=2), headers=bearer(), timeout=30)
+    mute = httpx.post(chat, json=chat_body(model="mute"), headers=bearer(), timeout=30)
+    assert [r.json()["choices"][0]["finish_reason"] for r in (full, cut, mute)] == ["stop", "length", "stop"]
+    after = samples(httpx.get(server.url + "/metrics", headers=bearer()).text)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("slipway_answers_total", model="fast", finish_reason="stop") == 1
+    assert grew("slipway_answers_total", model="fast", finish_reason="length") == 1
+    assert grew("slipway_answers_total", model="mute", finish_reason="stop") == 1
+    assert grew("slipway_empty_answers_total", model="mute") == 1
+    assert grew("slipway_empty_answers_total", model="fast") == 0
+    # Answer lengths: 5 and 2 tokens from `fast`, so one at or below 2 and both at or below 16.
+    assert grew("slipway_answer_tokens_count", model="fast") == 2
+    assert grew("slipway_answer_tokens_sum", model="fast") == 7
+    assert grew("slipway_answer_tokens_bucket", model="fast", le="4.0") == 1
+    assert grew("slipway_answer_tokens_bucket", model="fast", le="16.0") == 2
 
 
 def test_metrics_count_requests_tokens_latency_and_errors(server: SlipwayServer) -> None:
