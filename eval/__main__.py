@@ -14,11 +14,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from eval.datasets import DatasetError, sha256_of
 
@@ -46,6 +48,20 @@ MlflowUri = Annotated[
 Experiment = Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")]
 
 
+class AverageEta(ProgressColumn):
+    """Time left from the run's average pace so far. Rich's own column estimates from the last 30 s and
+    shows `-:--:--` whenever fewer than two cases finished in that window, which with a slow model (or
+    answers arriving in bursts from a queue) was most of the run."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None or not task.completed or task.elapsed is None:
+            return Text("ETA -:--:--", style="progress.remaining")
+        left = (task.total - task.completed) * task.elapsed / task.completed
+        minutes, seconds = divmod(round(left), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"ETA {hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(2)
@@ -66,7 +82,57 @@ def parse_gate(spec: str | None) -> dict[str, float]:
             gates[name] = float(value)
         except ValueError:
             _fail(f"--fail-under: {value!r} is not a number")
+        low, high = SCALES.get(name, (0.0, 1.0))
+        if not low <= gates[name] <= high:
+            hint = f"; did you mean {gates[name] / 100:g}?" if high == 1.0 and 1 < gates[name] <= 100 else ""
+            _fail(f"--fail-under: {METRIC_NAMES.get(name, name)} is on {low:g}-{high:g}, got {gates[name]:g}{hint}")
     return gates
+
+
+#: Each metric's range (all: higher is better), and how it reads in a sentence.
+SCALES = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0)}
+METRIC_NAMES = {
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+    "rougeLsum": "ROUGE-Lsum",
+    "meteor": "METEOR",
+    "exact_match": "exact match",
+    "length_ratio": "length ratio",
+}
+MEANINGS = {
+    "bleu": "0-100, higher better: wording overlap",
+    "chrf": "0-100, higher better: character overlap",
+    "rouge1": "0-1, higher better: shared words",
+    "rouge2": "0-1, higher better: shared word pairs",
+    "rougeL": "0-1, higher better: longest shared run",
+    "rougeLsum": "0-1, higher better: ROUGE-L by sentence",
+    "meteor": "0-1, higher better: words, stems, synonyms",
+    "exact_match": "0-1: share equal to a reference",
+    "length_ratio": "answer/reference words; 1 = same length",
+}
+
+
+def usage_lines(summary: dict) -> list[str]:
+    """Latency, tokens and the cache, in the words an evaluator reads them."""
+    lines = []
+    latency = summary.get("latency_s")
+    if latency:
+        lines.append(
+            f"latency per answer: p50 {latency['p50']:.2f} s, p95 {latency['p95']:.2f} s, max {latency['max']:.2f} s"
+        )
+    usage = summary.get("usage") or {}
+    if usage.get("prompt_tokens") is not None or usage.get("completion_tokens") is not None:
+        lines.append(
+            f"tokens: {usage.get('prompt_tokens') or 0:,} prompt, {usage.get('completion_tokens') or 0:,} completion"
+        )
+    if summary.get("cached") is not None:
+        lines.append(f"answers from the cache: {summary['cached']} of {summary['n']}")
+    if summary.get("duration_s") is not None:
+        lines.append(f"took {summary['duration_s']:.1f} s")
+    return lines
 
 
 def gate_failures(summary: dict, gates: dict[str, float]) -> list[str]:
@@ -101,12 +167,14 @@ def show_and_gate(
     experiment: str = "slipway-eval",
     dataset: Path | None = None,
 ) -> None:
-    table = Table("metric", "value", "95% CI", title=f"{summary['n']} cases, {summary['errors']} errors")
+    table = Table("metric", "value", "95% CI", "reads as", title=f"{summary['n']} cases, {summary['errors']} errors")
     for name, m in summary["metrics"].items():
         ci = f"{m['ci_low']:.4g} to {m['ci_high']:.4g}" if "ci_low" in m else ""
-        table.add_row(name, f"{m['value']:.4g}", ci)
+        table.add_row(name, f"{m['value']:.4g}", ci, MEANINGS.get(name, ""))
     out_console.print(table)
-    err.print(f"results.jsonl, summary.json and report.html in {out}", highlight=False)
+    for line in usage_lines(summary):
+        out_console.print(line, highlight=False)
+    err.print(f"report: {out / 'report.html'} (results.jsonl and summary.json beside it)", highlight=False)
     failed = gate_failures(summary, gates)
     if mlflow or mlflow_uri:
         log_to_mlflow(out, kind, failed, mlflow_uri, experiment, dataset)
@@ -154,13 +222,20 @@ def run_cmd(
     except DatasetError as exc:
         _fail(str(exc))
     cases = cases[:limit] if limit else cases
+    if target == "local" and concurrency > 1:
+        # The embedded model answers one request at a time: more in flight only queue, and each one's
+        # latency would include its wait.
+        err.print(
+            f"note: the embedded model answers one at a time; --concurrency {concurrency} lowered to 1",
+            highlight=False,
+        )
+        concurrency = 1
     with Progress(
         TextColumn("evaluating"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        AverageEta(),
         console=err,
         transient=True,
     ) as progress:
@@ -258,6 +333,12 @@ def compare_cmd(
         result = compare(dir_a, dir_b, seed=seed, resamples=resamples)
     except ValueError as exc:
         _fail(str(exc))
+    if result["differences"]:
+        err.print(
+            "[yellow]warning:[/] A and B differ in more than the change under test: "
+            + "; ".join(result["differences"]),
+            highlight=False,
+        )
     table = Table(title=f"B against A: {result['n']} shared cases, paired bootstrap")
     for head in ("metric", "A", "B", "B - A", "95% CI", "p", "better", "worse"):
         table.add_column(head, no_wrap=True, justify="left" if head == "metric" else "right")

@@ -28,6 +28,27 @@ def _rows(source: Any) -> dict[str, dict[str, Any]]:
     return {str(r["id"]): r for r in rows if r.get("error") is None and r.get("metrics")}
 
 
+#: What must match for B against A to be a like-for-like comparison (summary.json fields).
+SETTINGS = ("target", "model", "chain", "dataset_sha256")
+PARAMS = ("temperature", "seed", "max_tokens")
+
+
+def _summary(source: Any) -> dict[str, Any]:
+    if hasattr(source, "summary"):
+        return dict(source.summary)
+    path = Path(source) / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def differences(a_run: Any, b_run: Any) -> list[str]:
+    """The settings A and B differ in (`model: a -> b`), so a reader knows what the delta measures."""
+    a, b = _summary(a_run), _summary(b_run)
+    out = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in SETTINGS if a.get(k) != b.get(k)]
+    pa, pb = a.get("params") or {}, b.get("params") or {}
+    out += [f"{k}: {pa.get(k)} -> {pb.get(k)}" for k in PARAMS if pa.get(k) != pb.get(k)]
+    return out
+
+
 def paired_p_value(a: np.ndarray, b: np.ndarray, observed: float) -> float:
     """sacrebleu's paired bootstrap p-value from per-resample scores of both runs.
 
@@ -71,6 +92,7 @@ def compare(a_run: Any, b_run: Any, *, resamples: int = 1000, seed: int = 0) -> 
         "only_b": len(set(b) - set(a)),
         "resamples": resamples,
         "seed": seed,
+        "differences": differences(a_run, b_run),
         "metrics": {},
         "cases": [],
     }
@@ -103,6 +125,9 @@ def compare(a_run: Any, b_run: Any, *, resamples: int = 1000, seed: int = 0) -> 
                 "b": b[i]["prediction"],
                 "delta_meteor": b[i]["metrics"]["meteor"] - a[i]["metrics"]["meteor"],
                 "delta_bleu": b[i]["metrics"]["bleu"] - a[i]["metrics"]["bleu"],
+                "deltas": {name: b[i]["metrics"][name] - a[i]["metrics"][name] for name in metrics.ALL},
             }
         )
+    # Largest regression first (METEOR, then BLEU): the cases a reviewer reads before any other.
+    result["cases"].sort(key=lambda c: (c["delta_meteor"], c["delta_bleu"]))
     return result

@@ -119,12 +119,13 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}g}"
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, script: str = "") -> str:
+    tail = f"<script>{script}</script>" if script else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         "<link rel=icon href='data:,'>"  # no favicon request, so no console error from file://
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>"
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body><main>{body}</main>{tail}</body></html>"
     )
 
 
@@ -293,7 +294,12 @@ def render_compare(result: dict[str, Any]) -> str:
             if result.get("only_a") or result.get("only_b")
             else ""
         )
-        + f" &middot; paired bootstrap, {result.get('resamples', 1000)} resamples, seed {result.get('seed', 0)}</p>",
+        + f" &middot; paired bootstrap, {result.get('resamples', 1000)} resamples, seed {result.get('seed', 0)}</p>"
+        + (
+            "<p class='meta neg'>A and B also differ in: " + _e("; ".join(result["differences"])) + "</p>"
+            if result.get("differences")
+            else ""
+        ),
         "<table><tr><th>metric</th><th class=num>A</th><th class=num>B</th><th class=num>B - A</th>"
         "<th class=num>95% CI of B - A</th><th class=num>p</th><th class=num>B better</th>"
         "<th class=num>B worse</th><th class=num>ties</th></tr>",
@@ -332,18 +338,71 @@ def render_compare(result: dict[str, Any]) -> str:
                 scale = _scale(name)
                 src = _histogram(values, title=f"{LABELS[name]}: B - A per case", lo=-scale, hi=scale, mark=0.0)
                 parts.append(_figure(src, "right of the line: B better"))
-        parts.append("</div><h2>Cases that moved most (METEOR)</h2>")
-        moved = sorted(cases, key=lambda c: -abs(c["delta_meteor"]))[:25]
-        parts.append(
-            "<table><tr><th>id</th><th>prompt</th><th>A</th><th>B</th><th>reference(s)</th>"
-            "<th class=num>&Delta; METEOR</th><th class=num>&Delta; BLEU</th></tr>"
+        parts.append("</div>")
+        parts.append(_case_diff(cases))
+    return _page("Slipway comparison", "".join(parts), script=CASE_FILTER if cases else "")
+
+
+#: The per-case table's filter and sort: the report's one script, inline (the file stays self-contained).
+#: It reads and reorders rows only; every cell's text was escaped when the page was written.
+CASE_FILTER = """
+(() => {
+  const table = document.getElementById('cases');
+  const rows = [...table.tBodies[0].rows];
+  const text = document.getElementById('case-filter');
+  const show = document.getElementById('case-show');
+  const sortBy = document.getElementById('case-sort');
+  const count = document.getElementById('case-count');
+  function apply() {
+    const needle = text.value.trim().toLowerCase();
+    const metric = sortBy.value;
+    rows.sort((a, b) => Number(a.dataset[metric]) - Number(b.dataset[metric]));
+    let shown = 0;
+    for (const row of rows) {
+      const delta = Number(row.dataset[metric]);
+      const kind = show.value;
+      const ok = (!needle || row.innerText.toLowerCase().includes(needle))
+        && (kind === 'all' || (kind === 'worse' && delta < 0) || (kind === 'better' && delta > 0)
+            || (kind === 'same' && delta === 0));
+      row.hidden = !ok;
+      if (ok) shown += 1;
+      table.tBodies[0].appendChild(row);
+    }
+    count.textContent = shown + ' of ' + rows.length + ' cases shown';
+  }
+  for (const el of [text, show, sortBy]) el.addEventListener('input', apply);
+  apply();
+})();
+"""
+
+
+def _case_diff(cases: list[dict[str, Any]]) -> str:
+    """Every shared case side by side with each metric's per-case B - A, largest regression first."""
+    names = [k for k in ALL if k in (cases[0].get("deltas") or {})] or ["meteor", "bleu"]
+    options = "".join(f"<option value=d{k.lower()}>{LABELS.get(k, _e(k))}</option>" for k in names)
+    parts = [
+        "<h2>Every case, B against A</h2>",
+        "<p class=note>Sorted by the chosen metric's B - A, largest regression first.</p>",
+        "<p><input id=case-filter type=search placeholder='filter: id, prompt, answer, reference' size=40> "
+        "<select id=case-show><option value=all>all cases</option><option value=worse>B worse</option>"
+        "<option value=better>B better</option><option value=same>no change</option></select> "
+        f"sort by <select id=case-sort>{options}</select> <span id=case-count class=note></span></p>",
+        "<table id=cases><thead><tr><th>id</th><th>prompt</th><th>reference(s)</th><th>A</th><th>B</th>"
+        + "".join(f"<th class=num>&Delta; {LABELS.get(k, _e(k))}</th>" for k in names)
+        + "</tr></thead><tbody>",
+    ]
+    for c in cases:
+        deltas = c.get("deltas") or {"meteor": c["delta_meteor"], "bleu": c.get("delta_bleu", 0.0)}
+        data = "".join(f" data-d{k.lower()}='{deltas.get(k, 0.0):.6g}'" for k in names)
+        cells = "".join(
+            f"<td class='num {'pos' if deltas.get(k, 0) > 0 else 'neg' if deltas.get(k, 0) < 0 else ''}'>"
+            f"{deltas.get(k, 0.0):+.3g}</td>"
+            for k in names
         )
-        for c in moved:
-            cls = "pos" if c["delta_meteor"] > 0 else "neg" if c["delta_meteor"] < 0 else ""
-            parts.append(
-                f"<tr><td>{_e(c['id'])}</td><td class=text>{_e(c.get('prompt'))}</td><td class=text>{_e(c['a'])}</td>"
-                f"<td class=text>{_e(c['b'])}</td><td class=text>{_refs(c.get('references') or [])}</td>"
-                f"<td class='num {cls}'>{c['delta_meteor']:+.3f}</td><td class=num>{c.get('delta_bleu', 0):+.3g}</td></tr>"
-            )
-        parts.append("</table>")
-    return _page("Slipway comparison", "".join(parts))
+        parts.append(
+            f"<tr{data}><td>{_e(c['id'])}</td><td class=text>{_e(c.get('prompt'))}</td>"
+            f"<td class=text>{_refs(c.get('references') or [])}</td><td class=text>{_e(c['a'])}</td>"
+            f"<td class=text>{_e(c['b'])}</td>{cells}</tr>"
+        )
+    parts.append("</tbody></table>")
+    return "".join(parts)

@@ -104,6 +104,19 @@ class SlipwayTarget:
         with openai.OpenAI(base_url=base, api_key=api_key or "none", max_retries=2) as client:
             try:
                 served = [m.id for m in client.models.list().data]
+            except openai.AuthenticationError as exc:
+                given = "the key given was refused" if api_key else "it needs a key and none was given"
+                body = exc.body if isinstance(exc.body, dict) else {}
+                said = f" ({body['message']})" if isinstance(body.get("message"), str) else ""
+                raise ValueError(
+                    f"{base} answered 401{said}: {given}. Set SLIPWAY_API_KEY (or --api-key) to a key of that service "
+                    "(`python -m app keys create --name eval` on its host)"
+                ) from None
+            except openai.APIConnectionError:
+                raise ValueError(
+                    f"cannot connect to {base}: is Slipway running there? (start it with `python -m app`, "
+                    "or check the URL and port)"
+                ) from None
             except openai.OpenAIError as exc:
                 raise ValueError(f"{base}/models: {type(exc).__name__}: {exc}") from None
         if not served:

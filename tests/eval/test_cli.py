@@ -82,6 +82,52 @@ def test_bad_gate_is_usage_error(tmp_path: Path, gate: str) -> None:
     assert out.returncode == 2
 
 
+def test_eta_comes_from_the_runs_average_pace() -> None:
+    from rich.progress import Progress
+
+    from eval.__main__ import AverageEta
+
+    with Progress(disable=True) as progress:
+        task_id = progress.add_task("cases", total=10)
+        task = progress.tasks[0]
+        assert AverageEta().render(task).plain == "ETA -:--:--"
+        progress.advance(task_id, 4)
+        task.start_time -= 40  # 4 cases in ~40 s: 6 left take ~60 s, whatever the last 30 s looked like
+        assert AverageEta().render(task).plain in {"ETA 0:01:00", "ETA 0:01:01"}
+
+
+def test_a_gate_off_the_metrics_scale_says_the_scale(tmp_path: Path) -> None:
+    preds = str(write_preds(tmp_path / "p.jsonl", True))
+    out = cli("score", preds, "--out", str(tmp_path / "o"), "--fail-under", "meteor=50")
+    assert out.returncode == 2
+    assert "METEOR is on 0-1, got 50; did you mean 0.5?" in out.stderr.replace("\n", " ")
+    out = cli("score", preds, "--out", str(tmp_path / "o"), "--fail-under", "bleu=150")
+    assert out.returncode == 2 and "BLEU is on 0-100" in out.stderr
+    assert cli("score", preds, "--out", str(tmp_path / "o"), "--fail-under", "bleu=50").returncode == 0
+
+
+def test_the_summary_says_what_each_number_means_and_where_the_report_is(tmp_path: Path) -> None:
+    out = cli("score", str(write_preds(tmp_path / "p.jsonl", True)), "--out", str(tmp_path / "o"))
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "0-100, higher better" in text and "0-1, higher better" in text
+    assert f"report: {tmp_path / 'o' / 'report.html'}" in " ".join(out.stderr.split())
+
+
+def test_compare_warns_when_the_runs_differ_in_more_than_the_change(tmp_path: Path) -> None:
+    for name, good in (("a", False), ("b", True)):
+        assert cli("score", str(write_preds(tmp_path / f"{name}.jsonl", good)), "--out", str(tmp_path / name)).returncode == 0
+    summary = json.loads((tmp_path / "b/summary.json").read_text())
+    summary.update(model="other-model", params={"temperature": 0.7})
+    (tmp_path / "b/summary.json").write_text(json.dumps(summary))
+    out = cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ab"))
+    assert out.returncode == 0, out.stderr
+    said = " ".join(out.stderr.split())
+    assert "A and B differ" in said and "model: None -> other-model" in said and "temperature: None -> 0.7" in said
+    assert "dataset_sha256" in said  # scored from two different files
+    assert "A and B also differ in" in (tmp_path / "ab/report.html").read_text()
+
+
 def test_bad_dataset_line_named_and_nothing_runs(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text('{"id": "a", "prompt": "hi", "reference": "hello"}\n{"id": "b", "prompt": "x"}\nnot json\n')
@@ -114,6 +160,7 @@ def test_run_local_then_rerun_from_cache_then_compare(tmp_path: Path) -> None:
     ]
     first = cli(*args, "--out", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
+    assert "--concurrency 4 lowered to 1" in " ".join(first.stderr.split())  # the embedded model takes turns
     for name in ("results.jsonl", "summary.json", "report.html"):
         assert (tmp_path / "a" / name).is_file()
     rows = [json.loads(x) for x in (tmp_path / "a/results.jsonl").read_text().splitlines()]

@@ -82,4 +82,51 @@ def test_compare_report_renders_without_errors(tmp_path: Path) -> None:
     assert problems == []
     assert facts["h1"].startswith("Comparison")
     assert len(facts["images"]) >= 3 and all(width > 0 for _, width, _ in facts["images"])
-    assert "METEOR" in facts["text"] and "Cases that moved most" in facts["text"]
+    assert "METEOR" in facts["text"] and "Every case, B against A" in facts["text"]
+    assert facts["pwned"] is None  # the report's own script runs; a prediction's markup stays text
+
+
+def test_compare_report_lists_every_case_by_regression_and_filters(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "a", RUN_A)
+    # B: case 1 exact (better), case 4 worse, case 2 unchanged, case 3 worse (now wrong).
+    changed = {"1": "The capital of France is Paris.", "3": "Osaka.", "4": "Water is wet."}
+    b = write_run(tmp_path, "b", [{**r, "prediction": changed.get(r["id"], r["prediction"])} for r in RUN_A])
+    from eval import compare
+    from eval.report import write_report
+
+    result = compare(a, b, resamples=50)
+    out = tmp_path / "ab"
+    out.mkdir()
+    (out / "compare.json").write_text(json.dumps(result))
+    deltas = {c["id"]: c["deltas"]["meteor"] for c in result["cases"]}
+    expected_order = sorted(deltas, key=lambda i: deltas[i])
+    assert deltas["1"] > 0 and deltas["3"] < 0 and deltas["4"] < 0 and deltas["2"] == 0
+    problems: list[str] = []
+    with browser() as ctx:
+        page = ctx.new_page()
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+        page.goto(write_report(out).as_uri())
+        page.wait_for_load_state("load")
+
+        def visible_ids() -> list[str]:
+            return page.evaluate(
+                "() => [...document.querySelectorAll('#cases tbody tr')].filter(r => !r.hidden)"
+                ".map(r => r.cells[0].innerText)"
+            )
+
+        assert visible_ids() == expected_order, "largest regression first"
+        page.select_option("#case-show", "worse")
+        assert sorted(visible_ids()) == ["3", "4"]
+        page.select_option("#case-show", "better")
+        assert visible_ids() == ["1"]
+        page.select_option("#case-show", "all")
+        page.fill("#case-filter", "boils")  # the prompt-less case 4's reference and answers
+        assert visible_ids() == ["4"]
+        assert page.inner_text("#case-count") == "1 of 4 cases shown"
+        page.fill("#case-filter", "")
+        page.select_option("#case-sort", "dbleu")
+        bleu = {c["id"]: c["deltas"]["bleu"] for c in result["cases"]}
+        shown = visible_ids()
+        assert [bleu[i] for i in shown] == sorted(bleu.values())
+    assert problems == []

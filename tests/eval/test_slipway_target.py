@@ -173,10 +173,14 @@ def test_wrong_key_or_unknown_model_is_a_usage_error(stand_in: FakeSlipway, tmp_
         out = cli(*base, key=key)
         assert out.returncode == 2, out.stderr
         assert "invalid API key" in out.stderr and "sk-wrong" not in out.stderr
+        assert "SLIPWAY_API_KEY" in out.stderr.replace("\n", "")
     out = cli(*base, "--model", "nope")
     assert out.returncode == 2 and "'nope' is not served" in out.stderr and "stand-in" in out.stderr
     assert stand_in.requests == []
     assert not (tmp_path / "o").exists()
+    nobody = f"http://127.0.0.1:{free_port()}"
+    out = cli("run", str(data), "--target", nobody, "--no-cache", "--out", str(tmp_path / "o"))
+    assert out.returncode == 2 and "cannot connect to " + nobody in out.stderr.replace("\n", "")
 
 
 def test_max_errors_stops_the_run_and_exits_1(stand_in: FakeSlipway, tmp_path: Path) -> None:
