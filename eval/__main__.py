@@ -46,6 +46,15 @@ MlflowUri = Annotated[
     str | None, typer.Option("--mlflow-uri", metavar="URI", help="Log to this MLflow tracking URI (implies --mlflow).")
 ]
 Experiment = Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")]
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--judge",
+        metavar="TARGET",
+        help="Also grade each answer 1-5 with this model (local | ollama:M | gemini:M | openai:URL | a Slipway URL).",
+    ),
+]
+JudgeModel = Annotated[str | None, typer.Option("--judge-model", help="The judge's model name at its target.")]
 
 
 class AverageEta(ProgressColumn):
@@ -76,7 +85,7 @@ def parse_gate(spec: str | None) -> dict[str, float]:
             continue
         name, sep, value = part.partition("=")
         name = name.strip()
-        if not sep or name not in (*ALL, "exact_match"):
+        if not sep or name not in (*ALL, "exact_match", "judge"):
             _fail(f"--fail-under: {part!r} is not METRIC=NUMBER with METRIC one of {', '.join(ALL)}")
         try:
             gates[name] = float(value)
@@ -90,7 +99,7 @@ def parse_gate(spec: str | None) -> dict[str, float]:
 
 
 #: Each metric's range (all: higher is better), and how it reads in a sentence.
-SCALES = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0)}
+SCALES = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "judge": (1.0, 5.0)}
 METRIC_NAMES = {
     "bleu": "BLEU",
     "chrf": "chrF",
@@ -101,6 +110,7 @@ METRIC_NAMES = {
     "meteor": "METEOR",
     "exact_match": "exact match",
     "length_ratio": "length ratio",
+    "judge": "the judge's grade",
 }
 MEANINGS = {
     "bleu": "0-100, higher better: wording overlap",
@@ -112,6 +122,7 @@ MEANINGS = {
     "meteor": "0-1, higher better: words, stems, synonyms",
     "exact_match": "0-1: share equal to a reference",
     "length_ratio": "answer/reference words; 1 = same length",
+    "judge": "1-5, higher better: an LLM's rubric grade",
 }
 
 
@@ -207,6 +218,8 @@ def run_cmd(
     mlflow: MlflowOpt = False,
     mlflow_uri: MlflowUri = None,
     experiment: Experiment = "slipway-eval",
+    judge: JudgeOpt = None,
+    judge_model: JudgeModel = None,
 ) -> None:
     """Generate an answer per case, score, write results.jsonl, summary.json and report.html."""
     # A shell starts a script's background jobs (`cmd &`) with SIGINT ignored, and Python keeps an
@@ -258,6 +271,8 @@ def run_cmd(
                 progress=lambda: progress.advance(task),
                 dataset_sha256=sha256_of(dataset),
                 dataset_name=dataset.name,
+                judge=judge,
+                judge_model=judge_model,
             )
         except ValueError as exc:
             _fail(str(exc))
@@ -288,16 +303,24 @@ def score_cmd(
     mlflow: MlflowOpt = False,
     mlflow_uri: MlflowUri = None,
     experiment: Experiment = "slipway-eval",
+    judge: JudgeOpt = None,
+    judge_model: JudgeModel = None,
+    api_key: Annotated[str | None, typer.Option(envvar="SLIPWAY_API_KEY", help="Key for a Slipway URL judge.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the judge's cache.")] = False,
+    cache_dir: Annotated[Path, typer.Option(help="Where grades are cached (SQLite).")] = Path(".eval-cache"),
 ) -> None:
-    """Score outputs made elsewhere."""
+    """Score outputs made elsewhere (a record may carry `context`, which a --judge is given)."""
     from eval.runner import score
 
     gates = parse_gate(fail_under)
     if not predictions.is_file():
         _fail(f"{predictions}: not found")
     try:
-        result = score(predictions, out=out, seed=seed, resamples=resamples)
-    except DatasetError as exc:
+        result = score(
+            predictions, out=out, seed=seed, resamples=resamples, judge=judge, judge_model=judge_model,
+            api_key=api_key, use_cache=not no_cache, cache_dir=cache_dir,
+        )  # fmt: skip
+    except (DatasetError, ValueError) as exc:
         _fail(str(exc))
     show_and_gate(
         result.summary,

@@ -26,6 +26,7 @@ LABELS = {
     "rougeL": "ROUGE-L",
     "rougeLsum": "ROUGE-Lsum",
     "meteor": "METEOR",
+    "judge": "Judge (1-5)",
     "exact_match": "exact match",
     "length_ratio": "length ratio",
 }
@@ -139,16 +140,27 @@ def _refs(refs: list[str]) -> str:
     return "<ol class=refs>" + "".join(f"<li>{_e(r)}</li>" for r in refs) + "</ol>"
 
 
+def _grade(judge: dict[str, Any] | None) -> str:
+    """The judge's grade and its rationale, or why the case was not graded."""
+    if not judge:
+        return "<td></td>"
+    if "error" in judge:
+        return f"<td class='text err'>not graded: {_e(judge['error'])}</td>"
+    return f"<td class=text><b>{int(judge['score'])}/5</b> {_e(judge.get('rationale'))}</td>"
+
+
 def _case_table(rows: list[dict[str, Any]]) -> str:
-    heads = "".join(f"<th class=num>{LABELS[k]}</th>" for k in TABLE_METRICS)
+    graded = any(r.get("judge") for r in rows)
+    heads = "".join(f"<th class=num>{LABELS[k]}</th>" for k in TABLE_METRICS) + ("<th>judge</th>" if graded else "")
     out = [f"<table><tr><th>id</th><th>prompt</th><th>prediction</th><th>reference(s)</th>{heads}</tr>"]
     for r in rows:
         m = r.get("metrics") or {}
         if r.get("error"):
-            cells = f"<td class=err colspan={len(TABLE_METRICS)}>{_e(r['error'])}</td>"
+            cells = f"<td class=err colspan={len(TABLE_METRICS) + graded}>{_e(r['error'])}</td>"
             prediction = ""
         else:
             cells = "".join(f"<td class=num>{_fmt(m.get(k), 3)}</td>" for k in TABLE_METRICS)
+            cells += _grade(r.get("judge")) if graded else ""
             prediction = _e(r.get("prediction"))
         out.append(
             f"<tr><td>{_e(r['id'])}</td><td class=text>{_e(r.get('prompt'))}</td>"
@@ -183,7 +195,7 @@ def render_run(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         parts.append("<p class=err>No case was scored.</p>")
     else:
         parts.append("<div class=cards>")
-        for name in (*ALL, "exact_match"):
+        for name in (*ALL, "exact_match", "judge"):
             m = metrics.get(name)
             if m is None:
                 continue
@@ -199,6 +211,8 @@ def render_run(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         )
         for name, m in metrics.items():
             unit = "0-100 (sacrebleu)" if name in CORPUS else "ratio" if name == "length_ratio" else "0-1"
+            if name == "judge":
+                unit = f"1-5, mean grade by {_e(m.get('judge'))} ({m.get('graded')} graded, {m.get('not_graded')} not)"
             parts.append(
                 f"<tr><td>{LABELS.get(name, _e(name))}</td><td class=num>{_fmt(m['value'])}</td>"
                 f"<td class=num>{_fmt(m.get('ci_low'))}</td><td class=num>{_fmt(m.get('ci_high'))}</td>"

@@ -57,6 +57,29 @@ def score_rows(
     return metrics.summarise(batch, resamples=resamples, seed=seed)
 
 
+def judged(
+    rows: list[dict[str, Any]],
+    contexts: dict[str, str | None],
+    *,
+    judge: str,
+    judge_model: str | None,
+    api_key: str | None,
+    cache: ResponseCache | None,
+    resamples: int,
+    seed: int,
+    progress: Callable[[], None] | None = None,
+) -> dict[str, Any] | None:
+    """Grade every answered row with the judge (in place) and return the grade's summary."""
+    from eval.judge import Judge, summarise_grades
+
+    grader = Judge(judge, judge_model, api_key=api_key, cache=cache)
+    _run_async(grader.grade_rows(rows, contexts, progress))
+    for row in rows:
+        if "score" in (row.get("judge") or {}) and row.get("metrics") is not None:
+            row["metrics"]["judge"] = float(row["judge"]["score"])
+    return summarise_grades(rows, resamples=resamples, seed=seed, judge=grader.name)
+
+
 def usage_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Latency (seconds, answers generated in this run; cached ones keep their first latency) and tokens."""
     latencies = np.array([r["latency_s"] for r in rows if r.get("latency_s") is not None], dtype=float)
@@ -207,8 +230,12 @@ def run(
     dataset_name: str | None = None,
     mlflow: bool | str = False,
     experiment: str = "slipway-eval",
+    judge: str | None = None,
+    judge_model: str | None = None,
 ) -> Scored:
     """Generate an answer per case and score; with `out`, write the three files there.
+
+    `judge`: also grade each answer 1-5 with that target's model (eval.judge), cached like answers.
 
     Every answer is cached as it arrives (unless `use_cache` is off): an interrupted run (Ctrl-C raises
     KeyboardInterrupt here) resumes from the cache when run again.
@@ -240,11 +267,20 @@ def run(
                 progress=progress,
             )
         )
+        scores = score_rows(rows, resamples=resamples, seed=seed)
+        if judge:
+            contexts = {c.id: c.metadata.get("context") for c in cases}
+            grade = judged(
+                rows, contexts, judge=judge, judge_model=judge_model, api_key=api_key, cache=cache,
+                resamples=resamples, seed=seed,
+            )  # fmt: skip
+            if grade:
+                scores["judge"] = grade
     finally:
         if cache:
             cache.close()
     summary = {
-        "metrics": score_rows(rows, resamples=resamples, seed=seed),
+        "metrics": scores,
         "n": len(rows),
         "errors": sum(1 for r in rows if r["error"]),
         "stopped_at_max_errors": stopped,
@@ -285,6 +321,7 @@ def _prediction_row(data: Any, default_id: str) -> dict[str, Any]:
         "latency_s": data.get("latency_s"),
         "usage": data.get("usage"),
         "error": None,
+        "context": data.get("context") if isinstance(data.get("context"), str) else None,
     }
 
 
@@ -337,14 +374,36 @@ def score(
     workers: int | None = None,
     mlflow: bool | str = False,
     experiment: str = "slipway-eval",
+    judge: str | None = None,
+    judge_model: str | None = None,
+    api_key: str | None = None,
+    use_cache: bool = True,
+    cache_dir: str | Path = ".eval-cache",
 ) -> Scored:
-    """Score outputs made elsewhere; with `out`, write results.jsonl, summary.json and report.html there."""
+    """Score outputs made elsewhere; with `out`, write results.jsonl, summary.json and report.html there.
+    `judge`: also grade each answer with that target's model (a record's `context` is given to it)."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     sha = sha256_of(predictions) if isinstance(predictions, (str, Path)) and Path(predictions).is_file() else None
     rows = load_predictions(predictions)
+    scores = score_rows(rows, resamples=resamples, seed=seed, workers=workers)
+    if judge:
+        cache = ResponseCache(Path(cache_dir) / "responses.sqlite") if use_cache else None
+        try:
+            contexts = {r["id"]: r.pop("context", None) for r in rows}
+            grade = judged(
+                rows, contexts, judge=judge, judge_model=judge_model, api_key=api_key, cache=cache,
+                resamples=resamples, seed=seed,
+            )  # fmt: skip
+        finally:
+            if cache:
+                cache.close()
+        if grade:
+            scores["judge"] = grade
+    for row in rows:
+        row.pop("context", None)
     summary = {
-        "metrics": score_rows(rows, resamples=resamples, seed=seed, workers=workers),
+        "metrics": scores,
         "n": len(rows),
         "errors": 0,
         **usage_summary(rows),

@@ -23,8 +23,17 @@ class Target(Protocol):
     model: str
 
     async def answer(
-        self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None
+        self,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        chain_input: dict | None,
+        *,
+        json_schema: dict[str, Any] | None = None,
     ) -> Answer: ...
+
+
+def openai_response_format(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "grade", "schema": schema, "strict": True}}
 
 
 def _spec(target: str, model: str | None) -> ModelSpec:
@@ -62,7 +71,14 @@ class InProcessTarget:
 
             self.chain = get_chain(chain, self.chat_model)
 
-    async def answer(self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None) -> Answer:
+    async def answer(
+        self,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        chain_input: dict | None,
+        *,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Answer:
         from app.protocol.openai import ChatMessage
         from app.services.completions import to_langchain
 
@@ -71,7 +87,10 @@ class InProcessTarget:
             out = await self.chain.ainvoke(chain_input or {})
             return Answer(text=str(out), latency_s=time.perf_counter() - start)
         lc = to_langchain([ChatMessage(**m) for m in messages], self.spec.system_prompt)
-        msg = await self.chat_model.ainvoke(lc, **{k: v for k, v in params.items() if v is not None})
+        kwargs = {k: v for k, v in params.items() if v is not None}
+        if json_schema is not None:
+            kwargs.update(self._structured(json_schema))
+        msg = await self.chat_model.ainvoke(lc, **kwargs)
         usage: dict[str, Any] = dict(msg.usage_metadata or {})
         return Answer(
             text=str(msg.content),
@@ -79,6 +98,16 @@ class InProcessTarget:
             prompt_tokens=usage.get("input_tokens"),
             completion_tokens=usage.get("output_tokens"),
         )
+
+
+    def _structured(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The provider's own way to answer in a schema, as the service asks it (Provider.output_kwargs)."""
+        from app.core.output import OutputSpec
+        from app.providers.registry import PROVIDERS
+
+        kwargs = PROVIDERS.get(self.spec.provider).output_kwargs(OutputSpec(json_schema=schema, schema_name="grade"))
+        # OpenAI-compatible upstreams take it as a call keyword that ChatOpenAI sends as is.
+        return kwargs or {"response_format": openai_response_format(schema)}
 
 
 class SlipwayTarget:
@@ -125,9 +154,18 @@ class SlipwayTarget:
             raise ValueError(f"model {model!r} is not served at {base}; it serves: {', '.join(served)}")
         return model or served[0]
 
-    async def answer(self, messages: list[dict[str, str]], params: dict[str, Any], chain_input: dict | None) -> Answer:
+    async def answer(
+        self,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        chain_input: dict | None,
+        *,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Answer:
         start = time.perf_counter()
         sent = {k: v for k, v in params.items() if v is not None}
+        if json_schema is not None:
+            sent["response_format"] = openai_response_format(json_schema)
         if self.chain:
             body = {"input": chain_input or {}, "model": self.model, "params": sent}
             r: Any = await self.client.post(f"/chains/{self.chain}/invoke", body=body, cast_to=object)
