@@ -393,6 +393,73 @@ def compare_cmd(
         err.print(f"logged to MLflow: run {run_id} in experiment {experiment!r}", highlight=False)
 
 
+#: The packaged sample set (eval/datasets/sample.jsonl): what a scheduled run evaluates by default.
+SAMPLE = Path(__file__).resolve().parent / "datasets" / "sample.jsonl"
+
+
+@cli.command("scheduled")
+def scheduled_cmd(
+    url: Annotated[str, typer.Option("--url", envvar="SLIPWAY_URL", help="The deployed Slipway (its base URL).")],
+    dataset: Annotated[Path, typer.Option(envvar="EVAL_DATASET", help="JSONL or CSV cases.")] = SAMPLE,
+    fail_under: Annotated[
+        str | None, typer.Option(envvar="EVAL_FAIL_UNDER", help="Gate, e.g. meteor=0.2,judge=3.")
+    ] = None,
+    out: Annotated[Path, typer.Option(envvar="EVAL_OUT", help="Output directory.")] = Path("eval-run"),
+    model: Annotated[str | None, typer.Option(envvar="EVAL_MODEL", help="Model name at the service.")] = None,
+    limit: Annotated[int | None, typer.Option(envvar="EVAL_LIMIT", min=1, help="Only the first N cases.")] = None,
+    judge: Annotated[str | None, typer.Option(envvar="EVAL_JUDGE", help="A judge target (see run --judge).")] = None,
+    mlflow_uri: Annotated[
+        str | None, typer.Option(envvar="MLFLOW_TRACKING_URI", help="Log the run there (unset: not logged).")
+    ] = None,
+    experiment: Annotated[str, typer.Option(envvar="EVAL_EXPERIMENT")] = "slipway-continuous",
+    api_key: Annotated[str | None, typer.Option(envvar="SLIPWAY_API_KEY", help="A key of that service.")] = None,
+) -> None:
+    """Continuous evaluation of a deployed Slipway, configured by environment variables so a scheduler
+    runs it with no arguments: answers generated afresh (no cache), scored, gated, logged to MLflow.
+    The scheduled GitHub workflow and the Container Apps Job both run exactly this."""
+    run_cmd(
+        dataset=dataset, target=url, out=out, model=model, chain=None, concurrency=4, limit=limit, seed=0,
+        max_tokens=128, no_cache=True, cache_dir=Path(".eval-cache"), max_errors=None, resamples=1000,
+        api_key=api_key, fail_under=fail_under, mlflow=False, mlflow_uri=mlflow_uri, experiment=experiment,
+        judge=judge, judge_model=None,
+    )  # fmt: skip
+
+
+@cli.command("append")
+def append_cmd(
+    source: Annotated[str, typer.Argument(help="A conversation export: a file, or its URL /api/sessions/ID/export.")],
+    dataset: Annotated[Path, typer.Option("--to", help="The regression set (JSONL) to append to.")],
+    api_key: Annotated[str | None, typer.Option(envvar="SLIPWAY_API_KEY", help="Key for an export URL.")] = None,
+) -> None:
+    """Append a tester's conversation export to a regression set (ids already there are skipped)."""
+    from eval.datasets import append_cases
+
+    if source.startswith(("http://", "https://")):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        try:
+            response = httpx.get(source, headers=headers, timeout=30)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot fetch {source}: {type(exc).__name__}")
+            return
+        if response.status_code == 401:
+            _fail(f"{source} answered 401: set SLIPWAY_API_KEY (or --api-key) to a key of that service")
+        if response.status_code != 200:
+            _fail(f"{source} answered {response.status_code}: {response.text[:200]}")
+        text = response.text
+    else:
+        if not Path(source).is_file():
+            _fail(f"{source}: not found")
+        text = Path(source).read_text(encoding="utf-8")
+    try:
+        added, skipped = append_cases(text, source, dataset)
+    except DatasetError as exc:
+        _fail(str(exc))
+        return
+    out_console.print(f"{added} case(s) appended to {dataset}; {skipped} already there", highlight=False)
+
+
 @cli.command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, or a compare --out directory.")]) -> None:
     """Rebuild report.html from a run directory (summary.json, results.jsonl) or a comparison's compare.json."""

@@ -117,3 +117,35 @@ def load_dataset(path: str | Path) -> list[Case]:
 
 def sha256_of(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def append_cases(source_text: str, source_name: str, dataset: Path) -> tuple[int, int]:
+    """Append JSONL cases (a conversation export from `/api/sessions/{id}/export`, or any file in this
+    format) to `dataset`, skipping ids it already holds; every line is checked first and nothing is
+    written if one is bad. Returns (added, already there)."""
+    tmp_problems: list[str] = []
+    incoming: list[dict[str, Any]] = []
+    for line, text in enumerate(source_text.splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+            incoming.append(Case.model_validate(data).model_dump(mode="json", exclude_none=True))
+        except json.JSONDecodeError as exc:
+            tmp_problems.append(f"{source_name}:{line}: invalid JSON ({exc.msg})")
+        except ValidationError as exc:
+            tmp_problems.append(f"{source_name}:{line}: {_problem(exc)}")
+    if tmp_problems:
+        raise DatasetError("\n".join(tmp_problems))
+    if not incoming:
+        raise DatasetError(f"{source_name}: no cases")
+    held = {c.id for c in load_dataset(dataset)} if dataset.is_file() and dataset.stat().st_size else set()
+    new = [c for c in incoming if c["id"] not in held]
+    if new:
+        text = dataset.read_text(encoding="utf-8") if dataset.is_file() else ""
+        with dataset.open("a", encoding="utf-8") as fh:
+            if text and not text.endswith("\n"):
+                fh.write("\n")
+            for case in new:
+                fh.write(json.dumps(case, ensure_ascii=False) + "\n")
+    return len(new), len(incoming) - len(new)

@@ -50,6 +50,13 @@ param githubRepository string = ''
 
 param tags object = {}
 
+@description('Continuous evaluation: a nightly Container Apps Job running python -m eval against the app.')
+param deployEvalJob bool = false
+param evalCron string = '0 3 * * *'
+param evalFailUnder string = 'meteor=0.15'
+param mlflowTrackingUri string = ''
+param alertEmail string = ''
+
 var suffix = take(uniqueString(subscription().id, resourceGroup().id, appName, environmentName), 6)
 var allTags = union(tags, {
   app: appName
@@ -164,6 +171,25 @@ module github 'modules/github-oidc.bicep' = if (!empty(githubRepository)) {
     tags: allTags
     githubRepository: githubRepository
     registryName: registry.outputs.name
+  }
+}
+
+module evalJob 'modules/evaljob.bicep' = if (deployEvalJob && !empty(image)) {
+  name: 'continuous-eval'
+  params: {
+    name: 'caj-${baseName}-eval'
+    location: location
+    tags: allTags
+    environmentId: environment.outputs.id
+    identityId: appIdentity.outputs.id
+    registryServer: registry.outputs.loginServer
+    image: image
+    keyVaultUri: keyVault.outputs.uri
+    appUrl: 'https://${app.outputs.fqdn}'
+    cronExpression: evalCron
+    failUnder: evalFailUnder
+    mlflowTrackingUri: mlflowTrackingUri
+    alertEmail: alertEmail
   }
 }
 

@@ -166,3 +166,36 @@ def test_prod_scales_out_on_postgres_and_redis() -> None:
     app = (INFRA / "modules" / "containerapp.bicep").read_text()
     for needle in ("external: true", "'Startup'", "'Liveness'", "'Readiness'", "concurrentRequests", "keyVaultUrl"):
         assert needle in app
+
+
+def test_the_continuous_evaluation_job_runs_the_harness_on_a_schedule_and_alerts_on_failure() -> None:
+    text = (INFRA / "modules" / "evaljob.bicep").read_text()
+    tree = parse(INFRA / "modules" / "evaljob.bicep")
+    job = tree["resources"]["job"]
+    assert job["type"] == "Microsoft.App/jobs"
+    config = job["config"]["properties"]["configuration"]
+    assert config["triggerType"] == "Schedule" and config["scheduleTriggerConfig"]["cronExpression"] == "cronExpression"
+    assert config["replicaRetryLimit"] == 0, "a missed gate is a result, not a crash to retry"
+    [container] = job["config"]["properties"]["template"]["containers"]
+    assert container["command"] == ["python", "-m", "eval", "scheduled"]
+    # Every variable the job sets is one `python -m eval scheduled` reads.
+    import typer
+
+    from eval.__main__ import cli
+
+    command = typer.main.get_command(cli).commands["scheduled"]  # type: ignore[attr-defined]
+    read = {p.envvar for p in command.params if getattr(p, "envvar", None)}
+    set_here = set(re.findall(r"name: '([A-Z][A-Z_]+)'", text))
+    assert set_here and set_here <= read, set_here - read
+    assert "SLIPWAY_API_KEY" in set_here and "secretRef: 'eval-api-key'" in text  # the key from Key Vault
+    alert = tree["resources"]["failedRun"]
+    assert alert["type"] == "Microsoft.Insights/metricAlerts"
+    [criterion] = alert["config"]["properties"]["criteria"]["allOf"]
+    assert criterion["metricName"] == "Executions" and criterion["metricNamespace"] == "Microsoft.App/jobs"
+    assert criterion["dimensions"] == [{"name": "state", "operator": "Include", "values": ["Failed"]}]
+    assert criterion["operator"] == "GreaterThan" and criterion["threshold"] == 0
+    main = (INFRA / "main.bicep").read_text()
+    assert "module evalJob 'modules/evaljob.bicep' = if (deployEvalJob && !empty(image))" in main
+    assert "appUrl: 'https://${app.outputs.fqdn}'" in main
+    prod = json.loads((INFRA / "parameters" / "prod.json").read_text())["parameters"]
+    assert prod["deployEvalJob"]["value"] is True

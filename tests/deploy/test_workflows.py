@@ -98,3 +98,19 @@ def test_deploy_uses_oidc_never_races_and_rolls_back() -> None:
     runs = "\n".join(s.get("run", "") for s in job["steps"])
     assert "infra/scripts/rollout.py" in runs
     assert "ingress traffic set" in runs  # the belt-and-braces traffic move on failure
+
+
+def test_continuous_evaluation_runs_nightly_and_after_each_deploy() -> None:
+    path = WORKFLOWS / "continuous-eval.yml"
+    workflow = load(path)
+    assert workflow["on"]["schedule"] and workflow["on"]["workflow_run"]["workflows"] == ["Deploy"]
+    job = workflow["jobs"]["evaluate"]
+    assert "conclusion == 'success'" in job["if"]
+    steps = job["steps"]
+    run = next(s for s in steps if s.get("name") == "python -m eval scheduled")
+    assert run["run"].endswith("python -m eval scheduled")  # the Container Apps Job's command, too
+    assert {"SLIPWAY_URL", "SLIPWAY_API_KEY", "MLFLOW_TRACKING_URI", "EVAL_FAIL_UNDER"} <= set(run["env"])
+    assert "secrets.SLIPWAY_EVAL_API_KEY" in run["env"]["SLIPWAY_API_KEY"]
+    install = next(s for s in steps if s.get("name") == "Install the harness")["run"]
+    assert "--require-hashes" in install and "requirements-dev.lock" in install
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in steps)

@@ -218,3 +218,33 @@ def test_chain_target_uses_the_served_chain(tmp_path: Path) -> None:
     assert row["error"] is None and row["prediction"].strip()
     summary = json.loads((tmp_path / "o/summary.json").read_text())
     assert summary["chain"] == "summarize"
+
+
+def test_append_adds_an_export_to_a_regression_set_once(tmp_path: Path) -> None:
+    """`python -m eval append EXPORT --to SET`: the export's cases are appended, a second time nothing
+    is, and a bad export is refused whole (the set untouched)."""
+    export = tmp_path / "export.jsonl"
+    cases = [
+        {
+            "id": "s1-2",
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of Peru?"}],
+            "reference": "Lima.",
+            "metadata": {"source": "slipway-session", "session_id": "s1"},
+        },
+        {"id": "s1-4", "messages": [{"role": "user", "content": "And of Chile?"}], "reference": "Santiago."},
+    ]
+    export.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    regression = tmp_path / "regression.jsonl"
+    regression.write_text('{"id": "old", "prompt": "2+2?", "reference": "4"}')  # no final newline
+    out = cli("append", str(export), "--to", str(regression))
+    assert out.returncode == 0, out.stderr
+    assert "2 case(s) appended" in out.stdout and "0 already there" in out.stdout
+    assert [c.id for c in load_dataset(regression)] == ["old", "s1-2", "s1-4"]
+    again = cli("append", str(export), "--to", str(regression))
+    assert "0 case(s) appended" in again.stdout and "2 already there" in again.stdout
+    before = regression.read_text()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(cases[0] | {"id": "new"}) + "\n" + '{"id": "x"}\n')
+    refused = cli("append", str(bad), "--to", str(regression))
+    assert refused.returncode == 2 and "bad.jsonl:2" in refused.stderr
+    assert regression.read_text() == before

@@ -179,6 +179,17 @@ def test_export_round_trips_as_an_evaluation_dataset(server: SlipwayServer, tmp_
     assert last.metadata["session_id"] == sid and last.metadata["message_id"] == answers[-1]["id"]
     assert last.metadata["model"] == "recall" and last.metadata["completion_tokens"] > 0
     assert httpx.get(f"{server.url}/api/sessions/{'0' * 32}/export").status_code == 404
+    # The one documented command that adds a tester's conversation to a regression set, from its URL.
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    regression = tmp_path / "regression.jsonl"
+    cmd = [sys.executable, "-m", "eval", "append", f"{server.url}/api/sessions/{sid}/export", "--to", str(regression)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [c.id for c in load_dataset(regression)] == [c.id for c in cases]
 
 
 # -- nothing lost, nothing mixed ------------------------------------------------------------------------------
