@@ -55,6 +55,15 @@ JudgeOpt = Annotated[
     ),
 ]
 JudgeModel = Annotated[str | None, typer.Option("--judge-model", help="The judge's model name at its target.")]
+SimilarityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--similarity",
+        metavar="TARGET",
+        help="Also score cosine similarity of answer and reference embeddings (ollama:M | gemini:M | openai:URL | URL).",
+    ),
+]
+SimilarityModel = Annotated[str | None, typer.Option("--similarity-model", help="The embedding model at that target.")]
 
 
 class AverageEta(ProgressColumn):
@@ -85,7 +94,7 @@ def parse_gate(spec: str | None) -> dict[str, float]:
             continue
         name, sep, value = part.partition("=")
         name = name.strip()
-        if not sep or name not in (*ALL, "exact_match", "judge"):
+        if not sep or name not in (*ALL, "exact_match", "judge", "similarity"):
             _fail(f"--fail-under: {part!r} is not METRIC=NUMBER with METRIC one of {', '.join(ALL)}")
         try:
             gates[name] = float(value)
@@ -99,7 +108,7 @@ def parse_gate(spec: str | None) -> dict[str, float]:
 
 
 #: Each metric's range (all: higher is better), and how it reads in a sentence.
-SCALES = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "judge": (1.0, 5.0)}
+SCALES = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "judge": (1.0, 5.0), "similarity": (-1.0, 1.0)}
 METRIC_NAMES = {
     "bleu": "BLEU",
     "chrf": "chrF",
@@ -111,6 +120,7 @@ METRIC_NAMES = {
     "exact_match": "exact match",
     "length_ratio": "length ratio",
     "judge": "the judge's grade",
+    "similarity": "semantic similarity",
 }
 MEANINGS = {
     "bleu": "0-100, higher better: wording overlap",
@@ -123,6 +133,7 @@ MEANINGS = {
     "exact_match": "0-1: share equal to a reference",
     "length_ratio": "answer/reference words; 1 = same length",
     "judge": "1-5, higher better: an LLM's rubric grade",
+    "similarity": "-1-1, higher better: embedding cosine",
 }
 
 
@@ -220,6 +231,8 @@ def run_cmd(
     experiment: Experiment = "slipway-eval",
     judge: JudgeOpt = None,
     judge_model: JudgeModel = None,
+    similarity: SimilarityOpt = None,
+    similarity_model: SimilarityModel = None,
 ) -> None:
     """Generate an answer per case, score, write results.jsonl, summary.json and report.html."""
     # A shell starts a script's background jobs (`cmd &`) with SIGINT ignored, and Python keeps an
@@ -273,6 +286,8 @@ def run_cmd(
                 dataset_name=dataset.name,
                 judge=judge,
                 judge_model=judge_model,
+                similarity=similarity,
+                similarity_model=similarity_model,
             )
         except ValueError as exc:
             _fail(str(exc))
@@ -305,6 +320,8 @@ def score_cmd(
     experiment: Experiment = "slipway-eval",
     judge: JudgeOpt = None,
     judge_model: JudgeModel = None,
+    similarity: SimilarityOpt = None,
+    similarity_model: SimilarityModel = None,
     api_key: Annotated[str | None, typer.Option(envvar="SLIPWAY_API_KEY", help="Key for a Slipway URL judge.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the judge's cache.")] = False,
     cache_dir: Annotated[Path, typer.Option(help="Where grades are cached (SQLite).")] = Path(".eval-cache"),
@@ -318,7 +335,8 @@ def score_cmd(
     try:
         result = score(
             predictions, out=out, seed=seed, resamples=resamples, judge=judge, judge_model=judge_model,
-            api_key=api_key, use_cache=not no_cache, cache_dir=cache_dir,
+            api_key=api_key, use_cache=not no_cache, cache_dir=cache_dir, similarity=similarity,
+            similarity_model=similarity_model,
         )  # fmt: skip
     except (DatasetError, ValueError) as exc:
         _fail(str(exc))
@@ -421,7 +439,7 @@ def scheduled_cmd(
         dataset=dataset, target=url, out=out, model=model, chain=None, concurrency=4, limit=limit, seed=0,
         max_tokens=128, no_cache=True, cache_dir=Path(".eval-cache"), max_errors=None, resamples=1000,
         api_key=api_key, fail_under=fail_under, mlflow=False, mlflow_uri=mlflow_uri, experiment=experiment,
-        judge=judge, judge_model=None,
+        judge=judge, judge_model=None, similarity=None, similarity_model=None,
     )  # fmt: skip
 
 

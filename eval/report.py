@@ -27,6 +27,7 @@ LABELS = {
     "rougeLsum": "ROUGE-Lsum",
     "meteor": "METEOR",
     "judge": "Judge (1-5)",
+    "similarity": "Similarity",
     "exact_match": "exact match",
     "length_ratio": "length ratio",
 }
@@ -195,7 +196,7 @@ def render_run(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         parts.append("<p class=err>No case was scored.</p>")
     else:
         parts.append("<div class=cards>")
-        for name in (*ALL, "exact_match", "judge"):
+        for name in (*ALL, "exact_match", "judge", "similarity"):
             m = metrics.get(name)
             if m is None:
                 continue
@@ -211,6 +212,8 @@ def render_run(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         )
         for name, m in metrics.items():
             unit = "0-100 (sacrebleu)" if name in CORPUS else "ratio" if name == "length_ratio" else "0-1"
+            if name == "similarity":
+                unit = f"cosine, -1 to 1, embeddings by {_e(m.get('embedder'))}"
             if name == "judge":
                 unit = f"1-5, mean grade by {_e(m.get('judge'))} ({m.get('graded')} graded, {m.get('not_graded')} not)"
             parts.append(

@@ -57,6 +57,12 @@ def score_rows(
     return metrics.summarise(batch, resamples=resamples, seed=seed)
 
 
+def add_similarity(rows: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any] | None:
+    from eval.similarity import add_similarity as add
+
+    return add(rows, **kwargs)
+
+
 def judged(
     rows: list[dict[str, Any]],
     contexts: dict[str, str | None],
@@ -232,6 +238,8 @@ def run(
     experiment: str = "slipway-eval",
     judge: str | None = None,
     judge_model: str | None = None,
+    similarity: str | None = None,
+    similarity_model: str | None = None,
 ) -> Scored:
     """Generate an answer per case and score; with `out`, write the three files there.
 
@@ -276,6 +284,13 @@ def run(
             )  # fmt: skip
             if grade:
                 scores["judge"] = grade
+        if similarity:
+            similar = add_similarity(
+                rows, target=similarity, model=similarity_model, api_key=api_key, cache=cache,
+                resamples=resamples, seed=seed,
+            )  # fmt: skip
+            if similar:
+                scores["similarity"] = similar
     finally:
         if cache:
             cache.close()
@@ -379,6 +394,8 @@ def score(
     api_key: str | None = None,
     use_cache: bool = True,
     cache_dir: str | Path = ".eval-cache",
+    similarity: str | None = None,
+    similarity_model: str | None = None,
 ) -> Scored:
     """Score outputs made elsewhere; with `out`, write results.jsonl, summary.json and report.html there.
     `judge`: also grade each answer with that target's model (a record's `context` is given to it)."""
@@ -387,21 +404,27 @@ def score(
     sha = sha256_of(predictions) if isinstance(predictions, (str, Path)) and Path(predictions).is_file() else None
     rows = load_predictions(predictions)
     scores = score_rows(rows, resamples=resamples, seed=seed, workers=workers)
-    if judge:
+    contexts = {r["id"]: r.pop("context", None) for r in rows}
+    if judge or similarity:
         cache = ResponseCache(Path(cache_dir) / "responses.sqlite") if use_cache else None
         try:
-            contexts = {r["id"]: r.pop("context", None) for r in rows}
-            grade = judged(
-                rows, contexts, judge=judge, judge_model=judge_model, api_key=api_key, cache=cache,
-                resamples=resamples, seed=seed,
-            )  # fmt: skip
+            if judge:
+                grade = judged(
+                    rows, contexts, judge=judge, judge_model=judge_model, api_key=api_key, cache=cache,
+                    resamples=resamples, seed=seed,
+                )  # fmt: skip
+                if grade:
+                    scores["judge"] = grade
+            if similarity:
+                similar = add_similarity(
+                    rows, target=similarity, model=similarity_model, api_key=api_key, cache=cache,
+                    resamples=resamples, seed=seed,
+                )  # fmt: skip
+                if similar:
+                    scores["similarity"] = similar
         finally:
             if cache:
                 cache.close()
-        if grade:
-            scores["judge"] = grade
-    for row in rows:
-        row.pop("context", None)
     summary = {
         "metrics": scores,
         "n": len(rows),
