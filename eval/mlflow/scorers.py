@@ -103,3 +103,32 @@ def meteor(outputs: Any, expectations: dict[str, Any]) -> float:
 
 
 ALL = [bleu, chrf, rouge1, rouge2, rougeL, rougeLsum, meteor]
+
+
+def judge(target: str, model: str | None = None, *, api_key: str | None = None) -> Any:
+    """An LLM judge as a scorer (eval.judge: a 1-5 grade on the rubric, with its rationale as MLflow
+    feedback); `inputs` may carry `question` (or `prompt`) and `context` (faithfulness for QA)."""
+    import asyncio
+    import threading
+
+    from mlflow.entities import Feedback
+
+    from eval.judge import Judge
+
+    grader = Judge(target, model, api_key=api_key)
+    # One event loop for every grade: MLflow calls scorers from several threads at once, and the judge's
+    # HTTP client (or model) belongs to the loop it first ran on.
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="slipway-judge", daemon=True).start()
+
+    def _run_async(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    @scorer(name="judge")
+    def grade(inputs: dict[str, Any], outputs: Any, expectations: dict[str, Any]) -> Feedback:
+        question = str((inputs or {}).get("question") or (inputs or {}).get("prompt") or "")
+        context = (inputs or {}).get("context")
+        result = _run_async(grader.grade(question, list(references_of(expectations)), text_of(outputs), context))
+        return Feedback(value=result["score"], rationale=result["rationale"])
+
+    return grade

@@ -176,3 +176,23 @@ def test_the_embedded_model_as_judge_always_gives_a_grade(tmp_path: Path) -> Non
     assert {i: r["judge"]["score"] for i, r in results(tmp_path / "b").items()} == {
         i: r["judge"]["score"] for i, r in rows.items()
     }
+
+
+def test_the_judge_as_an_mlflow_scorer(stand_in: StandInJudge, tmp_path: Path) -> None:
+    import mlflow
+
+    from eval.mlflow import scorers
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("judge-scorer")
+    data = [
+        {
+            "inputs": {"question": c["prompt"], **({"context": c["context"]} if "context" in c else {})},
+            "outputs": c["prediction"],
+            "expectations": {"expected_response": c["reference"]},
+        }
+        for c in CASES
+        if c["id"] != "flaky"
+    ]
+    result = mlflow.genai.evaluate(data=data, scorers=[scorers.judge(f"openai:{stand_in.url}", "grader")])
+    assert result.metrics["judge/mean"] == pytest.approx((5 + 2 + 2) / 3)
