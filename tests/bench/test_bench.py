@@ -86,7 +86,9 @@ def test_quick_run_writes_results_summary_and_plots(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     cells = {(c["scenario"], c["concurrency"], c["target"]) for c in results["overhead"]}
-    assert cells == {(s, c, t) for s in ("plain", "stream") for c in (1, 16) for t in ("direct", "slipway")}
+    # slipway-w2: two worker processes on a Postgres database of the bench's own and Redis (--workers 2).
+    targets = ("direct", "slipway", "slipway-w2")
+    assert cells == {(s, c, t) for s in ("plain", "stream") for c in (1, 16) for t in targets}
     for cell in results["overhead"]:
         assert cell["failed"] == 0 and cell["p50_ms"] > 0 and cell["rps"] > 0, cell
         if cell["target"] == "slipway":

@@ -35,9 +35,20 @@ def blocks(path: Path) -> dict[str, list[str]]:
 
 
 def requirements(*extras: str) -> list[Requirement]:
+    """The project's requirements with these extras; an extra naming the project itself
+    (`slipway[mlflow]` in dev) brings in that extra's requirements."""
     reqs = [Requirement(r) for r in PYPROJECT["dependencies"]]
-    for extra in extras:
-        reqs += [Requirement(r) for r in PYPROJECT["optional-dependencies"][extra]]
+    todo, seen = list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for req in map(Requirement, PYPROJECT["optional-dependencies"][extra]):
+            if canonical(req.name) == canonical(PYPROJECT["name"]):
+                todo += sorted(req.extras)
+            else:
+                reqs.append(req)
     return reqs
 
 
