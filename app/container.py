@@ -82,7 +82,11 @@ class Services:
         keyring = KeyRing.from_settings(settings)
         keyring.attach(snapshot_loader(storage.db))
         limiter: LocalLimiter | SharedLimiter = (
-            SharedLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
+            SharedLimiter(
+                settings.redis_url, max_connections=settings.redis_max_connections, prefix=settings.redis_prefix
+            )
+            if settings.redis_url
+            else LocalLimiter()
         )
         services = cls(
             settings=settings,
@@ -100,7 +104,7 @@ class Services:
             keyring=keyring,
             limiter=limiter,
             tracing=build_tracing(settings.otlp_endpoint, version=VERSION),
-            drain=Drain(lifecycle, registry, settings.shutdown_grace_s),
+            drain=Drain(lifecycle, registry, settings.shutdown_grace_s, delay_s=settings.shutdown_delay_s),
             tunnel=tunnel,
         )
         services.probes = {"database": storage.probe, "rate_limits": services._rate_limits}
@@ -120,6 +124,8 @@ class Services:
             self._tasks.append(asyncio.create_task(self.keyring.run_refresher()))
         if self.tunnel is not None:
             self.tunnel.start()
+        if isinstance(self.limiter, SharedLimiter):
+            self._tasks.append(asyncio.create_task(self.limiter.run_heartbeat()))
         if self.metrics.queue_gauges is not None:
             self._tasks.append(asyncio.create_task(self._publish_queues(self.metrics.queue_gauges)))
         load = asyncio.create_task(self.registry.load_local())

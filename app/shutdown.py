@@ -1,6 +1,10 @@
 """Graceful shutdown: on SIGTERM (or Ctrl-C) stop taking work, let streams finish, then stop them cleanly.
 
 What happens, in order:
+0. On SIGTERM with a delay set (`SLIPWAY_SHUTDOWN_DELAY_S`), `/readyz` answers 503 `draining` at once
+   while the service goes on serving for the delay: a load balancer or Kubernetes takes the replica
+   out of rotation before its listener closes, so no new connection is refused mid-rollout. Ctrl-C
+   (SIGINT) and a second signal skip the delay.
 1. uvicorn closes the listening socket at once (new connections are refused) and closes idle
    keep-alive connections; `/readyz` answers 503 `draining` to anything still asking.
 2. In-flight requests and SSE streams go on for up to the grace period (`SLIPWAY_SHUTDOWN_GRACE_S`).
@@ -39,11 +43,13 @@ def stop_margin_s(grace_s: float) -> float:
 
 
 class Drain:
-    def __init__(self, lifecycle: Lifecycle, registry: ModelRegistry, grace_s: float) -> None:
+    def __init__(self, lifecycle: Lifecycle, registry: ModelRegistry, grace_s: float, delay_s: float = 0.0) -> None:
         self.lifecycle = lifecycle
         self.registry = registry
         # uvicorn is given int(grace) (app/__main__.py); aim at the deadline it really applies.
         self.grace_s = float(int(grace_s))
+        self.delay_s = delay_s
+        self.delaying = False
         self.started = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self._previous: dict[int, Any] = {}
@@ -68,11 +74,26 @@ class Drain:
 
     def _make_handler(self, previous: Callable[..., Any]) -> Callable[[int, Any], None]:
         def handler(signum: int, frame: Any) -> None:
-            if self.loop is not None and not self.loop.is_closed():
-                self.loop.call_soon_threadsafe(self.begin)
+            loop = self.loop
+            if loop is None or loop.is_closed():
+                previous(signum, frame)
+                return
+            if signum == signal.SIGTERM and self.delay_s > 0 and not self.started and not self.delaying:
+                self.delaying = True
+                loop.call_soon_threadsafe(self.begin)
+                loop.call_soon_threadsafe(loop.call_later, self.delay_s, self._stop_listening, previous, signum, frame)
+                return
+            self.delaying = False  # a second signal (or Ctrl-C) during the delay: stop listening now
+            loop.call_soon_threadsafe(self.begin)
             previous(signum, frame)
 
         return handler
+
+    def _stop_listening(self, previous: Callable[..., Any], signum: int, frame: Any) -> None:
+        if self.delaying:  # not already done by a second signal
+            self.delaying = False
+            log.warning("shutdown: delay over; closing the listener")
+            previous(signum, frame)
 
     def begin(self) -> None:
         if self.started:
@@ -80,11 +101,19 @@ class Drain:
         self.started = True
         self.lifecycle.draining = True
         busy = self.registry.busy()
-        log.warning("shutdown: draining %d generation(s) for up to %.0f s", busy, self.grace_s)
-        self._task = asyncio.ensure_future(self._stop_at_deadline())
+        if self.delaying:
+            log.warning(
+                "shutdown: not ready; serving %.1f s more before draining %d generation(s) for up to %.0f s",
+                self.delay_s,
+                busy,
+                self.grace_s,
+            )
+        else:
+            log.warning("shutdown: draining %d generation(s) for up to %.0f s", busy, self.grace_s)
+        self._task = asyncio.ensure_future(self._stop_at_deadline(self.delay_s if self.delaying else 0.0))
 
-    async def _stop_at_deadline(self) -> None:
-        await asyncio.sleep(max(0.0, self.grace_s - stop_margin_s(self.grace_s)))
+    async def _stop_at_deadline(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s + max(0.0, self.grace_s - stop_margin_s(self.grace_s)))
         busy = self.registry.busy()
         if busy:
             log.warning("shutdown: grace period over; stopping %d generation(s)", busy)

@@ -63,12 +63,13 @@ fi
 "$VPY" -m eval.wordnet install >/dev/null
 
 # 4. System packages the test suite drives (headless Chromium, a Docker engine, debootstrap, Node.js
-#    for the official JavaScript clients in tests/js).
+#    for the official JavaScript clients in tests/js, HAProxy in front of the replicas of tests/scale).
 if [ "$MODE" = "dev" ]; then
   need=()
   command -v chromium >/dev/null || need+=(chromium chromium-driver)
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+  { command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; } || need+=(haproxy)
   { command -v node >/dev/null && command -v npm >/dev/null; } || need+=(nodejs npm)
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then

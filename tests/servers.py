@@ -67,8 +67,9 @@ class SlipwayServer:
         args: list[str] | None = None,
         ready_timeout: float = 90.0,
         wait_ready: bool = True,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = "127.0.0.1"
         self.url = f"http://{self.host}:{self.port}"
         self.tmp = tempfile.TemporaryDirectory(prefix="slipway-test-")

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     default_timeout_s: float = 300.0
     default_first_token_timeout_s: float = 120.0
     shutdown_grace_s: float = 20.0
+    # SIGTERM (an orchestrator's stop) turns /readyz to 503 at once but keeps serving this long before
+    # the listener closes, so a load balancer sees the replica leave before it stops taking connections.
+    shutdown_delay_s: float = Field(default=0.0, ge=0)
 
     # Storage
     database_url: str = "sqlite+aiosqlite:///./slipway.db"
@@ -63,6 +66,10 @@ class Settings(BaseSettings):
     allow_no_auth: bool = False
     auth_metrics: bool = True
     redis_url: str | None = None
+    # Connections this process opens to Redis at most (requests wait briefly for a free one).
+    redis_max_connections: int = Field(default=32, ge=1)
+    # Namespace of Slipway's keys in Redis: deployments sharing one Redis set different prefixes.
+    redis_prefix: str = Field(default="slipway:", min_length=1, max_length=64)
     default_rpm: int | None = None
     default_tpm: int | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -3,15 +3,25 @@
 Why a Lua script: reading, refilling and taking from a bucket must be one atomic step, or two
 replicas admit the same last request; the script also takes the time from Redis (`TIME`), so the
 replicas' clocks do not matter. Why fall back instead of failing: a limiter outage must not become a
-service outage. While Redis is unreachable each replica enforces the same limits on its own (so the
-fleet admits up to N times a key's budget), logs one warning, and tries Redis again at most once
-per `PROBE_S`; the first success logs the recovery and the shared budget is back.
+service outage. While Redis is unreachable each process enforces its share of each limit on its own
+(the limit divided by the number of processes last seen in the fleet, rounded down, at least 1), so
+the fleet as a whole still admits about one budget, not N; it logs one warning and tries Redis again
+at most once per `PROBE_S`; the first success logs the recovery and the shared budget is back.
+
+The fleet: every process using the limiter (each replica, each worker of a replica) writes a
+heartbeat into one Redis sorted set every `HEARTBEAT_S`; members silent for `FLEET_TTL_S` drop out.
+Every key starts with `SLIPWAY_REDIS_PREFIX` (`slipway:`) then `rl:`: two deployments sharing one
+Redis set different prefixes, so that neither their buckets nor their fleets mix.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from urllib.parse import urlsplit
 
 from app.limits.buckets import Decision, LocalLimiter
@@ -20,7 +30,8 @@ log = logging.getLogger(__name__)
 
 PROBE_S = 1.0
 SOCKET_TIMEOUT_S = 0.25
-KEY_PREFIX = "slipway:rl:"
+HEARTBEAT_S = 2.0
+FLEET_TTL_S = 3 * HEARTBEAT_S
 
 # KEYS: requests bucket, tokens bucket. ARGV: rpm (0 = none), tpm (0 = none), op ("admit" | "charge" |
 # "reserve"), tokens. A negative charge returns an unused reservation (capped at the budget).
@@ -77,24 +88,51 @@ def redis_address(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
+def share(limit: int | None, fleet: int) -> int | None:
+    """One process's part of a limit while Redis is away."""
+    return max(1, limit // max(1, fleet)) if limit else limit
+
+
 class RedisLimiter:
-    def __init__(self, url: str) -> None:
-        from redis.asyncio import Redis
+    def __init__(self, url: str, max_connections: int = 32, prefix: str = "slipway:") -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         # One immediate retry replaces a pooled connection that died while Redis was away; no backoff,
-        # short timeouts: a slow Redis must cost a request milliseconds, not seconds.
-        self.client = Redis.from_url(
+        # short timeouts: a slow Redis must cost a request milliseconds, not seconds. A bounded pool:
+        # N processes x this many connections is what Redis sees at most (docs/production.md).
+        self.member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        pool = BlockingConnectionPool.from_url(
             url,
+            client_name=f"{prefix}{self.member}",  # CLIENT LIST shows whose connection it is
+            max_connections=max_connections,
+            timeout=1.0,
             socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=SOCKET_TIMEOUT_S,
             retry=Retry(NoBackoff(), 1),
         )
+        self.client = Redis(connection_pool=pool)
         self.script = self.client.register_script(LUA)
+        self.prefix = f"{prefix}rl:"
+        self.fleet_key = f"{self.prefix}fleet"
+
+    async def beat(self) -> int:
+        """Say this process is alive; returns how many processes the fleet has now."""
+        now = time.time()
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.fleet_key, {self.member: now})
+            pipe.zremrangebyscore(self.fleet_key, "-inf", now - FLEET_TTL_S)
+            pipe.zcard(self.fleet_key)
+            pipe.expire(self.fleet_key, int(FLEET_TTL_S * 2))
+            result = await pipe.execute()
+        return int(result[2])
+
+    async def leave(self) -> None:
+        await self.client.zrem(self.fleet_key, self.member)
 
     async def _run(self, key_id: str, rpm: int | None, tpm: int | None, op: str, tokens: int) -> list:
-        keys = [f"{KEY_PREFIX}{key_id}:req", f"{KEY_PREFIX}{key_id}:tok"]
+        keys = [f"{self.prefix}{key_id}:req", f"{self.prefix}{key_id}:tok"]
         args: list[int | str] = [rpm or 0, tpm or 0, op, tokens]
         try:
             return await self.script(keys=keys, args=args)
@@ -125,16 +163,31 @@ class RedisLimiter:
 class SharedLimiter:
     """Redis first; this replica's own buckets while Redis cannot be reached."""
 
-    def __init__(self, url: str, *, probe_s: float = PROBE_S) -> None:
+    def __init__(
+        self, url: str, *, probe_s: float = PROBE_S, max_connections: int = 32, prefix: str = "slipway:"
+    ) -> None:
         self.address = redis_address(url)
-        self.redis = RedisLimiter(url)
+        self.redis = RedisLimiter(url, max_connections=max_connections, prefix=prefix)
         self.local = LocalLimiter()
         self.probe_s = probe_s
         self.healthy = True
+        #: processes in the fleet when Redis last answered (this one included)
+        self.fleet = 1
         self._next_probe = 0.0
         # Any failure falls back, not only RedisError: on a connection cut mid-write redis-py on uvloop
         # raises a bare RuntimeError ("the handler is closed"); a limiter fault must never be a 500.
         self._errors: tuple[type[BaseException], ...] = (Exception,)
+
+    async def run_heartbeat(self) -> None:
+        """The fleet size, kept fresh while Redis answers (a task for the process's lifetime)."""
+        while True:
+            try:
+                self.fleet = max(1, await self.redis.beat())
+            except asyncio.CancelledError:
+                raise
+            except self._errors:
+                pass  # requests notice the outage and fall back; the last size seen stays
+            await asyncio.sleep(HEARTBEAT_S)
 
     def _use_redis(self) -> bool:
         if self.healthy:
@@ -148,9 +201,11 @@ class SharedLimiter:
     def _failed(self, exc: BaseException) -> None:
         if self.healthy:
             log.warning(
-                "rate limits: Redis at %s is unreachable (%s); enforcing limits locally on this replica until it returns",
+                "rate limits: Redis at %s is unreachable (%s); enforcing 1/%d of each limit locally "
+                "(the processes last seen in the fleet) until it returns",
                 self.address,
                 type(exc).__name__,
+                self.fleet,
             )
         self.healthy = False
         self._next_probe = time.monotonic() + self.probe_s
@@ -169,7 +224,7 @@ class SharedLimiter:
             else:
                 self._succeeded()
                 return decision
-        return await self.local.admit(key_id, rpm, tpm)
+        return await self.local.admit(key_id, share(rpm, self.fleet), share(tpm, self.fleet))
 
     async def charge(self, key_id: str, tpm: int | None, tokens: int) -> None:
         if self._use_redis():
@@ -180,7 +235,7 @@ class SharedLimiter:
             else:
                 self._succeeded()
                 return
-        await self.local.charge(key_id, tpm, tokens)
+        await self.local.charge(key_id, share(tpm, self.fleet), tokens)
 
     async def reserve(self, key_id: str, tpm: int, tokens: int) -> Decision:
         if self._use_redis():
@@ -191,15 +246,18 @@ class SharedLimiter:
             else:
                 self._succeeded()
                 return decision
-        return await self.local.reserve(key_id, tpm, tokens)
+        part = share(tpm, self.fleet) or tpm
+        return await self.local.reserve(key_id, part, min(tokens, part))
 
     async def close(self) -> None:
         try:
+            if self.healthy:
+                await self.redis.leave()
             await self.redis.close()
         except self._errors:
             pass
 
     def describe(self) -> tuple[bool, str]:
         if self.healthy:
-            return True, f"redis {self.address} (shared)"
-        return True, f"local: redis {self.address} unreachable"
+            return True, f"redis {self.address} (shared by {self.fleet} processes)"
+        return True, f"local: redis {self.address} unreachable; 1/{self.fleet} of each limit here"

@@ -10,7 +10,9 @@ Order of events (the guarantees the API documents):
 4. Commit the answer (one transaction) with its usage, latency and the model that answered. If the
    generation failed, was cancelled (`cancel()`: the client sent cancel, closed the socket or left
    the HTTP request) or the server is shutting down, what was generated so far is committed with
-   `status = incomplete` and the reason in `error`.
+   `status = incomplete` and the reason in `error`. A question left unanswered by a turn whose process
+   died (SIGKILL, a lost node) gets an empty `incomplete` answer (`interrupted`) from the next turn on
+   that session, on whichever replica, before that turn stores its own question.
 
 The task belongs to the service, not to the request: a request that is cancelled only asks the turn
 to stop, and the turn still stores its partial answer and releases the lock before it ends.
@@ -65,6 +67,23 @@ def turn_frame(event: Delta | TurnDone) -> dict[str, Any]:
     if isinstance(event, Delta):
         return delta_frame(event.text)
     return done_frame(event.message, event.user_message_id)
+
+
+async def _close_interrupted(conn: AsyncConnection, session_id: str, question: repo.MessageRow) -> repo.MessageRow:
+    """A question stored with no answer after it, found while holding the session's lock: the turn that
+    stored it died with its process (SIGKILL, a lost node) before storing its answer. Mark that answer
+    incomplete (`interrupted`) so the history says what happened and the next answer follows it."""
+    log.warning("session %s: the previous turn ended with its process; marking its answer interrupted", session_id)
+    return await repo.add_message(
+        conn,
+        session_id=session_id,
+        role="assistant",
+        content="",
+        status="incomplete",
+        reply_to=question.id,
+        finish_reason="error",
+        error="interrupted",
+    )
 
 
 class TurnFailed(Exception):
@@ -214,6 +233,8 @@ class Turn:
             if session is None:
                 raise not_found(self.session_id)
             rows = await repo.list_messages(conn, session_id=self.session_id)
+            if rows and rows[-1].role == "user":
+                rows.append(await _close_interrupted(conn, self.session_id, rows[-1]))
         handle = self.service.registry.chat(session.model)
         self.session_model = session.model
         budget = budget_for(handle, params_for(handle, Sampling()).get("max_tokens"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import pytest
 import redis
 
 from app.auth.keys import generate_key, static_identity
-from app.limits.shared import KEY_PREFIX
 from tests.faults import TcpProxy
 from tests.hardening.conftest import Upstream, access_log, bearer, chat_body, server_with, upstream_model
 from tests.servers import SlipwayServer
@@ -122,32 +122,38 @@ def test_replicas_share_one_budget_and_fall_back_to_local_limits_when_redis_is_c
 ) -> None:
     key = generate_key()
     models = [upstream_model("fast", upstream, "words-2-0")]
+    prefix = f"slipway-test-{uuid.uuid4().hex[:8]}:"  # this test's fleet and buckets, no one else's
     env = {
         "SLIPWAY_API_KEYS": key,
         "SLIPWAY_DEFAULT_RPM": "2",
         "SLIPWAY_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}/0",
+        "SLIPWAY_REDIS_PREFIX": prefix,
     }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     direct = redis.Redis(port=6379)
-    bucket_keys = [f"{KEY_PREFIX}{static_identity(key, None, None).key_id}:{kind}" for kind in ("req", "tok")]
+    bucket_keys = [f"{prefix}rl:{static_identity(key, None, None).key_id}:{kind}" for kind in ("req", "tok")]
     try:
         with server_with(tmp_path / "a", models, **env) as a, server_with(tmp_path / "b", models, **env) as b:
             # One budget for both replicas: 2 requests per minute in all, not 2 each.
             statuses = [post(server, key).status_code for server in (a, b, a, b)]
             assert statuses == [200, 200, 429, 429]
             assert direct.exists(bucket_keys[0]), "the bucket lives in Redis"
-            assert "shared" in readiness_detail(a)
+            deadline = time.monotonic() + 30
+            while "shared by 2 processes" not in readiness_detail(a):  # A has seen B's heartbeat
+                assert time.monotonic() < deadline, readiness_detail(a)
+                time.sleep(0.2)
 
             redis_proxy.cut()
-            # Redis is gone: replica A keeps serving with its own local bucket (2 per minute here).
+            # Redis is gone: replica A keeps serving with its own local bucket, holding its share of the
+            # budget (2 per minute / 2 processes = 1), so the two replicas still admit 2 in all, not 4.
             statuses = [post(a, key).status_code for _ in range(3)]
-            assert statuses == [200, 200, 429]
+            assert statuses == [200, 429, 429]
             assert "unreachable" in readiness_detail(a)
             assert httpx.get(a.url + "/readyz").status_code == 200, "a limiter outage is not a service outage"
             warnings = [line for line in a.log_text().splitlines() if "is unreachable" in line]
             assert len(warnings) == 1, "one warning, not one per request"
-            assert "enforcing limits locally" in warnings[0]
+            assert "enforcing 1/2 of each limit locally" in warnings[0]
 
             redis_proxy.restore()
             deadline = time.monotonic() + 30

@@ -151,3 +151,29 @@ def test_sigterm_during_conversation_turns_leaves_nothing_half_written(upstream:
     words = long[1]["content"].split()
     assert 0 < len(words) < 2000 and words == [f"w{i}" for i in range(len(words))], "the partial, as generated"
     assert long[1]["error"] in {"shutting_down", "client_disconnected"}
+
+
+def test_sigterm_with_a_delay_leaves_the_rotation_before_it_stops_listening(upstream: Upstream, tmp_path: Path) -> None:
+    """SLIPWAY_SHUTDOWN_DELAY_S: /readyz says 503 `draining` at once while the service keeps taking new
+    connections and answering them, so a balancer that health-checks it stops routing first; a second
+    signal skips what is left of the delay."""
+    models = [upstream_model("fast", upstream, "words-3-0")]
+    server = server_with(tmp_path, models, SLIPWAY_API_KEYS=KEY, SLIPWAY_SHUTDOWN_DELAY_S="60")
+    with server:
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while (ready := httpx.get(server.url + "/readyz", timeout=5)).status_code == 200:
+            assert time.monotonic() < deadline, "readiness never turned"
+            time.sleep(0.05)
+        assert ready.status_code == 503 and ready.json()["checks"]["shutdown"] == "draining"
+        with httpx.Client(timeout=30) as fresh:  # a new connection, during the delay
+            answer = fresh.post(server.url + "/v1/chat/completions", json=chat_body(), headers=bearer())
+        assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
+        assert not connection_refused(server.port)
+        assert "shutdown: not ready; serving 60.0 s more" in server.log_text()
+
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(30)  # far less than the 60 s delay
+        assert server.proc.returncode == -signal.SIGTERM  # uvicorn's clean exit re-raises the signal
+        assert "delay over" not in server.log_text()

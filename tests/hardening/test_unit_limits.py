@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from app.limits.buckets import Decision, LocalLimiter, go_duration
-from app.limits.shared import SharedLimiter, redis_address
+from app.limits.shared import SharedLimiter, redis_address, share
 
 
 class FakeClock:
@@ -111,6 +111,50 @@ async def test_unreachable_redis_falls_back_locally_warns_once_and_probes_again(
     finally:
         await limiter.close()
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("limit", "fleet", "part"), [(600, 3, 200), (600, 1, 600), (2, 3, 1), (10, 4, 2), (None, 3, None)]
+)
+def test_a_process_share_of_a_limit(limit: int | None, fleet: int, part: int | None) -> None:
+    assert share(limit, fleet) == part
+
+
+async def test_while_redis_is_away_each_process_holds_its_share_of_the_fleet_budget() -> None:
+    """A fleet of 3 seen before the outage: this process admits a third of the RPM, and a token
+    reservation larger than its share is cut down to the share (else it could never be admitted)."""
+    from tests.servers import free_port
+
+    limiter = SharedLimiter(f"redis://127.0.0.1:{free_port()}/0", probe_s=3600)
+    limiter.fleet = 3
+    try:
+        admitted = [(await limiter.admit("k", 30, None)).allowed for _ in range(12)]
+        assert admitted == [True] * 10 + [False] * 2
+        assert "1/3 of each limit" in limiter.describe()[1]
+        reservation = await limiter.reserve("t", 300, 250)
+        assert reservation.allowed and reservation.tokens_left == 0.0, "250 wanted, the share of 100 taken"
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.redis
+async def test_the_fleet_is_every_process_beating_under_one_prefix() -> None:
+    """Real Redis: three limiters under one prefix count three, another prefix is not counted, and a
+    limiter that closes leaves the fleet at once."""
+    import uuid
+
+    prefix = f"slipway-unit-{uuid.uuid4().hex[:8]}:"
+    limiters = [SharedLimiter("redis://127.0.0.1:6379/0", prefix=prefix) for _ in range(3)]
+    stranger = SharedLimiter("redis://127.0.0.1:6379/0", prefix=prefix + "other:")
+    try:
+        await stranger.redis.beat()
+        counts = [await limiter.redis.beat() for limiter in limiters]
+        assert counts == [1, 2, 3]
+        await limiters[0].close()
+        assert await limiters[1].redis.beat() == 2
+    finally:
+        for limiter in [*limiters[1:], stranger]:
+            await limiter.close()
 
 
 @pytest.mark.parametrize("backend", ["local", "redis"])
