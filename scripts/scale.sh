@@ -9,8 +9,9 @@ OUT="${1:-scale-report}"
 VENV="${SLIPWAY_VENV:-.venv}"
 bash scripts/bootstrap.sh dev >/dev/null
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 rm -f "$OUT/figures.json"
-export SLIPWAY_SCALE_REPORT="$PWD/$OUT/figures.json"
+export SLIPWAY_SCALE_REPORT="$OUT/figures.json"
 export SLIPWAY_SCALE_SOAK_S="${SLIPWAY_SCALE_SOAK_S:-600}"
 set +e
 "$VENV/bin/python" -m pytest -p no:cacheprovider -q -s tests/scale

@@ -36,6 +36,9 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, description="What a client sends as `model`.")
+    description: str | None = Field(
+        default=None, max_length=300, description="One line for people choosing a model (the web page shows it)."
+    )
     provider: str = "local"
     #: `chat` answers messages; `embedding` turns texts into vectors (`/v1/embeddings`, `/api/embed`).
     kind: Literal["chat", "embedding"] = "chat"
@@ -133,6 +136,7 @@ def default_models_file() -> ModelsFile:
             ModelSpec(
                 name="smollm2",
                 provider="local",
+                description="SmolLM2 135M, embedded: answers at once on any machine, briefly and often wrongly.",
                 system_prompt=DEFAULT_SYSTEM_PROMPT,
                 params=GenerationParams(temperature=0.2, max_tokens=256),
             )

@@ -16,6 +16,15 @@ class SessionCreate(BaseModel):
     title: str | None = Field(default=None, max_length=200)
 
 
+class SessionUpdate(BaseModel):
+    """Rename a conversation or change its system prompt; fields left out stay as they are."""
+
+    model_config = {"extra": "forbid"}
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    system_prompt: str | None = Field(default=None, description="Replaces the system prompt for the next turns.")
+
+
 class MessageCreate(BaseModel):
     content: str = Field(description="The user's message.")
 

@@ -89,7 +89,9 @@ class ModelHandle:
         return self.provider.window(self.spec)
 
     def status(self) -> dict[str, object]:
-        out: dict[str, object] = {"state": self.state, "provider": self.spec.provider}
+        out: dict[str, object] = {"state": self.state, "provider": self.spec.provider, "kind": self.spec.kind}
+        if self.spec.description:
+            out["description"] = self.spec.description
         if self.detail:
             out["detail"] = self.detail
         out["queue"] = {"active": self.slots.active, "waiting": self.slots.waiting, "depth": self.slots.depth}

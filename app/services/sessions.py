@@ -22,8 +22,8 @@ from langchain_core.messages import SystemMessage
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import Settings
-from app.core.errors import NotFound, PayloadTooLarge
-from app.protocol.sessions import SessionDeleted, SessionDetail, SessionOut, SessionPage
+from app.core.errors import InvalidRequest, NotFound, PayloadTooLarge
+from app.protocol.sessions import SessionDeleted, SessionDetail, SessionOut, SessionPage, SessionUpdate
 from app.providers.registry import ModelRegistry
 from app.services.generation import Generator
 from app.services.transcript import (
@@ -106,10 +106,13 @@ class SessionService:
             )
         return session_out(row)
 
-    async def page(self, identity: str, *, limit: int, after: str | None) -> SessionPage:
+    async def page(self, identity: str, *, limit: int, after: str | None, search: str | None = None) -> SessionPage:
         refuse_nul(after, "after")
+        refuse_nul(search, "q")
         async with self.transaction() as conn:
-            rows, has_more = await repo.list_sessions(conn, identity=identity, limit=min(limit, PAGE_MAX), after=after)
+            rows, has_more = await repo.list_sessions(
+                conn, identity=identity, limit=min(limit, PAGE_MAX), after=after, search=search
+            )
             counts = await repo.count_messages(conn, session_ids=[r.id for r in rows])
         data = [session_out(r, counts.get(r.id, 0)) for r in rows]
         return SessionPage(
@@ -135,6 +138,25 @@ class SessionService:
         if row is None:
             raise not_found(session_id)
         return row
+
+    async def update(self, identity: str, session_id: str, change: SessionUpdate) -> SessionOut:
+        values = change.model_dump(exclude_unset=True)
+        if not values:
+            raise InvalidRequest("Give `title` or `system_prompt` to change.", code="invalid_value")
+        refuse_nul(values.get("title"), "title")
+        refuse_nul(values.get("system_prompt"), "system_prompt")
+        prompt = values.get("system_prompt")
+        if prompt is not None and len(prompt) > MAX_SYSTEM_PROMPT_CHARS:
+            raise PayloadTooLarge(
+                f"The system prompt is {len(prompt)} characters; the limit is {MAX_SYSTEM_PROMPT_CHARS}.",
+                param="system_prompt",
+            )
+        async with self.transaction() as conn:
+            row = await repo.update_session(conn, identity=identity, session_id=known_id(session_id), values=values)
+            if row is None:
+                raise not_found(session_id)
+            count = (await repo.count_messages(conn, session_ids=[row.id])).get(row.id, 0)
+        return session_out(row, count)
 
     async def delete(self, identity: str, session_id: str) -> SessionDeleted:
         async with self.transaction() as conn:

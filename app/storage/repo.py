@@ -105,13 +105,23 @@ async def get_session(conn: AsyncConnection, *, identity: str, session_id: str) 
 
 
 async def list_sessions(
-    conn: AsyncConnection, *, identity: str, limit: int, after: str | None = None
+    conn: AsyncConnection, *, identity: str, limit: int, after: str | None = None, search: str | None = None
 ) -> tuple[list[SessionRow], bool]:
     """Newest first; `after` is the id of the last session of the previous page. Returns (page, has_more).
 
     Keyset paging on (created_at, id): pages stay stable while sessions are added or deleted.
+    `search`: only sessions whose title or any message contains it (case-insensitive, literally: `%`
+    and `_` are not wildcards).
     """
     query = select(chat_sessions).where(chat_sessions.c.identity == identity)
+    if search:
+        in_messages = (
+            select(chat_messages.c.session_id)
+            .where(chat_messages.c.content.icontains(search, autoescape=True))
+            .where(chat_messages.c.session_id == chat_sessions.c.id)
+            .exists()
+        )
+        query = query.where(or_(chat_sessions.c.title.icontains(search, autoescape=True), in_messages))
     if after is not None:
         anchor = (
             await conn.execute(
@@ -131,6 +141,18 @@ async def list_sessions(
     query = query.order_by(chat_sessions.c.created_at.desc(), chat_sessions.c.id.desc()).limit(limit + 1)
     rows = [SessionRow.of(r) for r in await conn.execute(query)]
     return rows[:limit], len(rows) > limit
+
+
+async def update_session(
+    conn: AsyncConnection, *, identity: str, session_id: str, values: dict[str, Any]
+) -> SessionRow | None:
+    """Change a session's title or system prompt (None when it is not this identity's)."""
+    if await get_session(conn, identity=identity, session_id=session_id) is None:
+        return None
+    await conn.execute(
+        update(chat_sessions).where(chat_sessions.c.id == session_id).values(**values, updated_at=utcnow())
+    )
+    return await get_session(conn, identity=identity, session_id=session_id)
 
 
 async def count_messages(conn: AsyncConnection, *, session_ids: list[str]) -> dict[str, int]:

@@ -36,7 +36,8 @@ def echo() -> Iterator[EchoModel]:
 @pytest.fixture(scope="module")
 def server(echo: EchoModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlipwayServer]:
     tmp = tmp_path_factory.mktemp("web")
-    s = start_server(tmp, echo_models(echo), f"sqlite+aiosqlite:///{tmp / 'web.db'}")
+    models = [*echo_models(echo), echo.entry("sleepy", "slow-3000", description="Waits 3 s before each word.")]
+    s = start_server(tmp, models, f"sqlite+aiosqlite:///{tmp / 'web.db'}")
     yield s
     s.stop()
     s.tmp.cleanup()
@@ -138,10 +139,17 @@ def test_reload_and_reopen_a_session(page: Any) -> None:
     send(page, "recall", "and the harbour")
     assert wait_answer(page).strip() == "seen=4 | remember the lighthouse | and the harbour"
     sid = page.locator("#sessions button.session.current").get_attribute("data-id")
-    page.reload()
-    page.wait_for_selector(f"#sessions button.session[data-id='{sid}']")
-    assert page.locator("#messages .message").count() == 0
-    page.click(f"#sessions button.session[data-id='{sid}']")
+    assert page.url.endswith(f"#/c/{sid}"), "each conversation has its own address"
+    page.reload()  # the address brings the conversation back
+    page.wait_for_function("() => document.querySelectorAll('#messages .message').length === 4")
+    assert page.locator("#sessions button.session.current").get_attribute("data-id") == sid
+    page.click("#new-chat")
+    assert page.locator("#welcome").is_visible() and page.locator("#messages .message").count() == 0
+    page.go_back()  # back and forward move between conversations
+    page.wait_for_function("() => document.querySelectorAll('#messages .message').length === 4")
+    page.go_forward()
+    page.wait_for_function("() => document.querySelectorAll('#messages .message').length === 0")
+    page.goto(page.url.split("#")[0] + f"#/c/{sid}")  # a deep link in a fresh load
     page.wait_for_function("() => document.querySelectorAll('#messages .message').length === 4")
     texts = page.locator("#messages .message .content").all_inner_texts()
     assert [t.strip() for t in texts[::2]] == ["remember the lighthouse", "and the harbour"]
@@ -205,7 +213,13 @@ def test_screenshots_and_narrow_screens(page: Any, width: int, height: int) -> N
         assert not page.locator("#sidebar").is_visible() or page.locator("#sidebar").bounding_box()["x"] < 0
         page.click("#toggle-sidebar")
         page.wait_for_function("() => document.getElementById('sidebar').getBoundingClientRect().x >= 0")
-        page.mouse.click(width - 10, height // 2)  # a tap beside the list closes it
+        assert page.locator("#backdrop").is_visible(), "the list opens over a backdrop"
+        page.mouse.click(width - 10, height // 2)  # a tap on the backdrop closes it
+        page.wait_for_function("() => document.getElementById('sidebar').getBoundingClientRect().right <= 0")
+        assert not page.locator("#backdrop").is_visible()
+        page.click("#toggle-sidebar")
+        page.wait_for_function("() => document.getElementById('sidebar').getBoundingClientRect().x >= 0")
+        page.click("#close-sidebar")  # and so does its close button
         page.wait_for_function("() => document.getElementById('sidebar').getBoundingClientRect().right <= 0")
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"web-{width}.png"
@@ -216,3 +230,133 @@ def test_screenshots_and_narrow_screens(page: Any, width: int, height: int) -> N
 
 def test_screenshot_paths_are_ignored_by_git() -> None:
     assert "test-artifacts/" in Path(ROOT / ".gitignore").read_text().split()
+
+
+def api_session(server: SlipwayServer, sid: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/api/sessions/{sid}", timeout=10)
+
+
+def test_rename_search_and_delete_a_conversation(page: Any, server: SlipwayServer) -> None:
+    send(page, "recall", "Plan the **voyage** to `Zanzibar` with [charts](https://example.com)")
+    wait_answer(page)
+    sid = page.locator("#sessions button.session.current").get_attribute("data-id")
+    # The title is the first message as plain words, without Markdown's marks.
+    assert page.locator("#session-title").inner_text() == "Plan the voyage to Zanzibar with charts"
+    assert api_session(server, sid).json()["title"] == "Plan the voyage to Zanzibar with charts"
+    assert page.locator("#sessions button.session.current time").inner_text().strip(), "a timestamp"
+
+    page.click("#rename")
+    page.fill("#rename-input", "Trip notes")
+    page.fill("#system-input", "Answer like a ship's captain.")
+    page.click("#rename-form button[type=submit]")
+    page.wait_for_function("() => document.getElementById('session-title').innerText === 'Trip notes'")
+    stored = api_session(server, sid).json()
+    assert stored["title"] == "Trip notes" and stored["system_prompt"] == "Answer like a ship's captain."
+    assert page.locator(f"#sessions button.session[data-id='{sid}'] .session-name").inner_text() == "Trip notes"
+
+    send(page, "recall", "a word only the body holds: quokka")
+    wait_answer(page)
+    page.fill("#search", "QUOKKA")  # found by a word in a message's body, whatever its case
+    page.wait_for_function(
+        "sid => { const items = [...document.querySelectorAll('#sessions button.session')];"
+        " return items.length === 1 && items[0].dataset.id === sid; }",
+        arg=sid,
+    )
+    page.fill("#search", "no-such-word-anywhere")
+    page.wait_for_selector("#no-sessions:not([hidden])")
+    assert "no-such-word-anywhere" in page.locator("#no-sessions").inner_text()
+    page.fill("#search", "")
+    page.wait_for_selector(f"#sessions button.session[data-id='{sid}']")
+
+    page.click("#delete")
+    page.wait_for_selector("#delete-dialog[open]")
+    page.click("#delete-cancel")  # a confirmation first: cancelling keeps it
+    assert api_session(server, sid).status_code == 200
+    page.click("#delete")
+    page.click("#delete-form button[type=submit]")
+    page.wait_for_selector(f"#sessions button.session[data-id='{sid}']", state="detached")
+    assert api_session(server, sid).status_code == 404
+    assert page.url.endswith("#/") and page.locator("#welcome").is_visible()
+    page.goto(server.url + f"/#/c/{sid}")  # its old address says what happened
+    page.wait_for_selector("#notice:not([hidden])")
+    assert "does not exist" in page.locator("#notice").inner_text()
+
+
+def test_the_empty_page_says_what_to_do_and_lists_the_models(page: Any) -> None:
+    welcome = page.locator("#welcome")
+    assert welcome.is_visible() and "type a message" in welcome.inner_text()
+    items = page.locator("#model-list li").all_inner_texts()
+    assert any(i.startswith("sleepy") and "Waits 3 s before each word." in i for i in items), items
+    assert any(i.startswith("recall") for i in items)
+
+
+def test_stopping_before_any_text_says_so_and_switching_waits(page: Any, server: SlipwayServer) -> None:
+    send(page, "recall", "an earlier conversation")
+    wait_answer(page)
+    earlier = page.locator("#sessions button.session.current").get_attribute("data-id")
+    page.click("#new-chat")
+    send(page, "sleepy", "take your time")
+    page.wait_for_selector("#stop:not([hidden])")
+    current = page.url
+    page.click(f"#sessions button.session[data-id='{earlier}']")  # while the answer streams
+    page.wait_for_selector("#notice:not([hidden])")
+    assert "still coming" in page.locator("#notice").inner_text()
+    assert page.url == current, "the page stays on the conversation that is answering"
+    page.keyboard.press("Escape")  # Esc stops, here before the first word
+    wait_answer(page, "incomplete")
+    assert "stopped before any text" in page.locator(LAST_ANSWER + " >> .meta").inner_text()
+    page.click(f"#sessions button.session[data-id='{earlier}']")  # and now switching works
+    page.wait_for_function("sid => location.hash === '#/c/' + sid", arg=earlier)
+
+
+def test_copy_puts_the_message_on_the_clipboard(chromium: Any, page: Any) -> None:
+    chromium.grant_permissions(["clipboard-read", "clipboard-write"])
+    send(page, "recall", "copy **this** exactly")
+    wait_answer(page)
+    page.locator(LAST_ANSWER + " >> button.copy").click()
+    page.wait_for_function(
+        "() => document.querySelector('#messages .message.assistant:last-child .copy').textContent === 'Copied'"
+    )
+    assert page.evaluate("() => navigator.clipboard.readText()") == "seen=2 | copy **this** exactly"
+
+
+SERIOUS = ("serious", "critical")
+
+
+def axe_violations(page: Any, axe: Path) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(axe))
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in result["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_accessibility_audit_finds_nothing_serious(
+    scheme: str, chromium: Any, server: SlipwayServer, js_clients: Path
+) -> None:
+    """axe-core (npm, installed for the test only from tests/js) in the page at each state a user
+    meets: the empty page, a conversation, a dialog; light and dark schemes. The audit needs its
+    script injected, which the page's CSP forbids: this one page alone bypasses CSP (DevTools'
+    Page.setBypassCSP), never the pages whose behaviour the other tests check."""
+    axe = js_clients / "node_modules" / "axe-core" / "axe.min.js"
+    page = chromium.new_page()
+    try:
+        chromium.new_cdp_session(page).send("Page.setBypassCSP", {"enabled": True})
+        page.emulate_media(color_scheme=scheme)
+        page.goto(server.url + "/")
+        page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
+        assert page.evaluate("() => matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
+        assert axe_violations(page, axe) == [], "empty page"
+        send(page, "recall", "an accessible **answer**")
+        wait_answer(page)
+        page.reload()
+        page.wait_for_function("() => document.querySelectorAll('#messages .message').length === 2")
+        assert axe_violations(page, axe) == [], "a conversation"
+        page.click("#rename")
+        page.wait_for_selector("#rename-dialog[open]")
+        assert axe_violations(page, axe) == [], "the settings dialog"
+    finally:
+        page.close()

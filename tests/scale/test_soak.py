@@ -24,6 +24,7 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.scale,
     pytest.mark.skipif(SOAK_S <= 0, reason="the soak runs by hand: bash scripts/scale.sh (SLIPWAY_SCALE_SOAK_S)"),
+    pytest.mark.timeout(SOAK_S + 300),
 ]
 
 

@@ -4,6 +4,7 @@ the echo stand-in model so every answer shows what the model was sent."""
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,43 @@ def test_list_is_newest_first_and_paged(server: SlipwayServer) -> None:
     mine = [i for i in seen if i in ids]
     assert mine == list(reversed(ids)), "newest first, each session exactly once across pages"
     assert len(seen) == len(set(seen))
+
+
+def test_rename_and_change_the_system_prompt(server: SlipwayServer, echo: EchoModel) -> None:
+    session = new_session(server.url, title="before", model="recall")
+    sid = session["id"]
+    renamed = httpx.patch(f"{server.url}/api/sessions/{sid}", json={"title": "after"})
+    assert renamed.status_code == 200 and renamed.json()["title"] == "after"
+    assert renamed.json()["system_prompt"] is None, "fields left out stay as they were"
+    prompt = httpx.patch(f"{server.url}/api/sessions/{sid}", json={"system_prompt": "Answer in French."})
+    assert prompt.json()["title"] == "after" and prompt.json()["system_prompt"] == "Answer in French."
+    assert say(server.url, sid, "bonjour").status_code == 200
+    sent = echo.requests_for("recall")[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Answer in French."}, "the next turn uses the new prompt"
+
+    for body, status in [({}, 400), ({"title": ""}, 400), ({"colour": "red"}, 400), ({"title": "x" * 201}, 400)]:
+        r = httpx.patch(f"{server.url}/api/sessions/{sid}", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert error_of(r)["message"]
+    nul = httpx.patch(f"{server.url}/api/sessions/{sid}", json={"title": "a\u0000b"})
+    assert nul.status_code == 400 and error_of(nul)["param"] == "title"
+    missing = httpx.patch(f"{server.url}/api/sessions/{'0' * 32}", json={"title": "x"})
+    assert missing.status_code == 404 and error_of(missing)["code"] == "session_not_found"
+    assert httpx.get(f"{server.url}/api/sessions/{sid}").json()["title"] == "after", "refusals changed nothing"
+
+
+def test_search_finds_titles_and_message_bodies(server: SlipwayServer) -> None:
+    marker = "walrus" + uuid.uuid4().hex[:6]
+    by_title = new_session(server.url, title=f"All about {marker.upper()}")["id"]
+    by_body = new_session(server.url, title="untitled", model="recall")["id"]
+    assert say(server.url, by_body, f"the {marker} sleeps on the ice").status_code == 200
+    other = new_session(server.url, title="nothing here")["id"]
+    found = httpx.get(server.url + "/api/sessions", params={"q": marker}).json()["data"]
+    assert [s["id"] for s in found] == [by_body, by_title], "newest first, case-insensitive"
+    assert other not in [s["id"] for s in found]
+    # Literal text: % and _ are not wildcards.
+    assert httpx.get(server.url + "/api/sessions", params={"q": "%"}).json()["data"] == []
+    assert httpx.get(server.url + "/api/sessions", params={"q": ""}).status_code == 400
 
 
 def test_deleting_a_session_deletes_its_messages(server: SlipwayServer) -> None:

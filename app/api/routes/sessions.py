@@ -31,6 +31,7 @@ from app.protocol.sessions import (
     SessionDetail,
     SessionOut,
     SessionPage,
+    SessionUpdate,
 )
 from app.services.events import Delta
 from app.services.first_event import FirstEvent
@@ -69,13 +70,25 @@ async def list_sessions(
     identity: IdentityDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Sessions per page.")] = 20,
     after: Annotated[str | None, Query(max_length=64, description="`last_id` of the previous page.")] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Only sessions whose title or messages contain this."),
+    ] = None,
 ) -> SessionPage:
-    return await sessions.page(identity, limit=limit, after=after)
+    return await sessions.page(identity, limit=limit, after=after, search=q)
 
 
 @router.get("/{session_id}", response_model=SessionDetail)
 async def get_session(session_id: str, sessions: SessionsDep, identity: IdentityDep) -> SessionDetail:
     return await sessions.get(identity, session_id)
+
+
+@router.patch("/{session_id}", response_model=SessionOut)
+async def update_session(
+    session_id: str, body: SessionUpdate, sessions: SessionsDep, identity: IdentityDep
+) -> SessionOut:
+    """Rename a conversation or change its system prompt."""
+    return await sessions.update(identity, session_id, body)
 
 
 @router.delete("/{session_id}", response_model=SessionDeleted)

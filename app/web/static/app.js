@@ -14,6 +14,11 @@ const ui = {
   send: $("send"), stop: $("stop"), notice: $("notice"), sidebar: $("sidebar"),
   toggle: $("toggle-sidebar"), changeKey: $("change-key"), dialog: $("key-dialog"),
   keyForm: $("key-form"), keyInput: $("key-input"), keyError: $("key-error"),
+  search: $("search"), noSessions: $("no-sessions"), closeSidebar: $("close-sidebar"), backdrop: $("backdrop"),
+  rename: $("rename"), del: $("delete"), welcome: $("welcome"), modelList: $("model-list"),
+  renameDialog: $("rename-dialog"), renameForm: $("rename-form"), renameInput: $("rename-input"),
+  renameCancel: $("rename-cancel"), systemInput: $("system-input"), deleteDialog: $("delete-dialog"), deleteForm: $("delete-form"),
+  deleteCancel: $("delete-cancel"),
 };
 
 const state = {
@@ -22,7 +27,31 @@ const state = {
   socket: null, // {ws, ready: Promise, sessionId}
   turn: null, // the answer being streamed: {bubble, text}
   lastId: null,
+  search: "",
 };
+const textOf = new WeakMap(); // message element -> its raw text (what Copy copies)
+
+// A conversation's title as plain words: the first message without Markdown's marks.
+export function plainTitle(text) {
+  return text
+    .replace(/```[\s\S]*?```/g, " ")
+    .replace(/!\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/^\s{0,3}(#{1,6}|>|[-*+]|\d+[.)])\s+/gm, "")
+    .replace(/(\*\*|__|~~|`)/g, "")
+    .replace(/(^|\W)[*_](\S(?:.*?\S)?)[*_](?=\W|$)/g, "$1$2")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 60);
+}
+
+function when(iso) {
+  const date = new Date(iso);
+  const today = new Date().toDateString() === date.toDateString();
+  return today
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleDateString([], { month: "short", day: "numeric" });
+}
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -89,23 +118,41 @@ function notify(message) {
 
 async function loadModels() {
   const { data } = await api("/v1/models");
+  const chat = data.filter((m) => !(m.slipway && m.slipway.kind === "embedding"));
   ui.model.replaceChildren(
-    ...data.map((m) => {
+    ...chat.map((m) => {
       const option = document.createElement("option");
       option.value = m.id;
       option.textContent = m.slipway && m.slipway.state !== "ready" ? `${m.id} (${m.slipway.state})` : m.id;
       return option;
     }),
   );
+  ui.modelList.replaceChildren(
+    ...chat.map((m) => {
+      const li = document.createElement("li");
+      const name = document.createElement("strong");
+      name.textContent = m.id;
+      const about = document.createElement("span");
+      const info = m.slipway || {};
+      about.textContent = ` ${info.description || `served by ${info.provider || m.owned_by}`}`;
+      li.append(name, about);
+      return li;
+    }),
+  );
 }
 
 async function loadSessions(more = false) {
-  const query = more && state.lastId ? `?limit=20&after=${encodeURIComponent(state.lastId)}` : "?limit=20";
-  const page = await api(`/api/sessions${query}`);
+  const params = new URLSearchParams({ limit: "20" });
+  if (more && state.lastId) params.set("after", state.lastId);
+  if (state.search) params.set("q", state.search);
+  const page = await api(`/api/sessions?${params}`);
   if (!more) ui.sessions.replaceChildren();
   page.data.forEach((s) => ui.sessions.append(sessionItem(s)));
   state.lastId = page.last_id;
   ui.more.hidden = !page.has_more;
+  const none = !more && page.data.length === 0;
+  ui.noSessions.hidden = !none;
+  ui.noSessions.textContent = state.search ? `No conversation mentions “${state.search}”.` : "No conversations yet.";
   markCurrent();
 }
 
@@ -115,11 +162,51 @@ function sessionItem(session) {
   button.type = "button";
   button.className = "session";
   button.dataset.id = session.id;
-  button.textContent = session.title || "Untitled";
+  const title = document.createElement("span");
+  title.className = "session-name";
+  title.textContent = session.title || "Untitled";
+  const time = document.createElement("time");
+  time.dateTime = session.updated_at;
+  time.textContent = when(session.updated_at);
+  button.append(title, time);
   button.title = `${session.model || "default model"} · ${new Date(session.updated_at).toLocaleString()}`;
-  button.addEventListener("click", () => openSession(session.id));
+  button.addEventListener("click", () => go(session.id));
   li.append(button);
   return li;
+}
+
+// -- the address: one per conversation (#/c/<id>), so reload, back and forward work --------------
+
+function go(id) {
+  const target = id ? `#/c/${encodeURIComponent(id)}` : "#/";
+  if (location.hash !== target) history.pushState(null, "", target);
+  return route();
+}
+
+function routeId() {
+  const match = /^#\/c\/([^/]+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+async function route() {
+  const id = routeId();
+  if (state.turn && id !== (state.session && state.session.id)) {
+    // The answer streaming now belongs to the open conversation: stay on it until it ends.
+    history.replaceState(null, "", state.session ? `#/c/${encodeURIComponent(state.session.id)}` : "#/");
+    notify("An answer is still coming in this conversation: stop it (Esc) or wait, then switch.");
+    return;
+  }
+  if (id) await openSession(id);
+  else newChat();
+}
+
+function showHeader() {
+  const open = state.session !== null;
+  ui.title.textContent = open ? state.session.title || "Untitled" : "";
+  ui.rename.hidden = !open;
+  ui.del.hidden = !open;
+  ui.welcome.hidden = open;
+  document.title = open && state.session.title ? `${state.session.title} · Slipway` : "Slipway chat";
 }
 
 function markCurrent() {
@@ -129,31 +216,82 @@ function markCurrent() {
 }
 
 async function openSession(id) {
-  if (state.turn) return; // finish or stop the answer first
   closeSocket();
-  const session = await api(`/api/sessions/${encodeURIComponent(id)}`);
-  state.session = { id: session.id, model: session.model, title: session.title };
-  ui.title.textContent = session.title || "";
+  let session;
+  try {
+    session = await api(`/api/sessions/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    history.replaceState(null, "", "#/");
+    newChat();
+    notify("That conversation does not exist (it was deleted, or belongs to another key).");
+    return;
+  }
+  notify("");
+  state.session = { id: session.id, model: session.model, title: session.title, system: session.system_prompt };
+  showHeader();
   if (session.model) ui.model.value = session.model;
   ui.model.disabled = true; // a conversation keeps its model
   ui.messages.replaceChildren(...session.messages.map((m) => bubble(m.role, m.content, m)));
   scrollDown();
   markCurrent();
-  ui.sidebar.classList.remove("open");
+  setSidebar(false);
   ui.input.focus();
 }
 
 function newChat() {
-  if (state.turn) return;
   closeSocket();
   state.session = null;
-  ui.title.textContent = "";
+  showHeader();
   ui.model.disabled = false;
   ui.messages.replaceChildren();
   markCurrent();
-  ui.sidebar.classList.remove("open");
+  setSidebar(false);
   notify("");
   ui.input.focus();
+}
+
+function setSidebar(open) {
+  ui.sidebar.classList.toggle("open", open);
+  ui.backdrop.hidden = !open;
+  ui.toggle.setAttribute("aria-expanded", String(open));
+  if (open) ui.search.focus();
+}
+
+// -- rename and delete -------------------------------------------------------------------------
+
+function renameSession() {
+  if (!state.session) return;
+  ui.renameInput.value = state.session.title || "";
+  ui.systemInput.value = state.session.system || "";
+  ui.renameDialog.showModal();
+  ui.renameInput.select();
+}
+
+async function submitRename() {
+  const title = ui.renameInput.value.trim();
+  if (!title || !state.session) return;
+  const system = ui.systemInput.value.trim() || null;
+  const session = await api(`/api/sessions/${encodeURIComponent(state.session.id)}`, {
+    method: "PATCH", body: { title, system_prompt: system },
+  });
+  state.session.title = session.title;
+  state.session.system = session.system_prompt;
+  showHeader();
+  const item = ui.sessions.querySelector(`button.session[data-id="${CSS.escape(session.id)}"] .session-name`);
+  if (item) item.textContent = session.title;
+}
+
+async function submitDelete() {
+  if (!state.session) return;
+  const id = state.session.id;
+  await api(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE" });
+  const item = ui.sessions.querySelector(`button.session[data-id="${CSS.escape(id)}"]`);
+  if (item) item.parentElement.remove();
+  ui.noSessions.hidden = ui.sessions.children.length > 0;
+  ui.noSessions.textContent = "No conversations yet.";
+  await go(null);
+  notify("");
 }
 
 // -- messages ----------------------------------------------------------------------------------
@@ -164,9 +302,25 @@ function bubble(role, text, message = {}) {
   const content = document.createElement("div");
   content.className = "content";
   content.append(render(text));
-  article.append(content);
+  const copy = document.createElement("button");
+  copy.type = "button";
+  copy.className = "copy";
+  copy.textContent = "Copy";
+  copy.setAttribute("aria-label", role === "user" ? "Copy your message" : "Copy the answer");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(textOf.get(article) || "");
+      copy.textContent = "Copied";
+    } catch {
+      copy.textContent = "Copy failed";
+    }
+    setTimeout(() => { copy.textContent = "Copy"; }, 1500);
+  });
+  article.append(content, copy);
+  textOf.set(article, text);
   if (message.id) article.dataset.id = message.id;
   if (role === "assistant") setMeta(article, message);
+  else if (message.created_at) setMeta(article, message);
   return article;
 }
 
@@ -179,11 +333,23 @@ function setMeta(article, message) {
     article.append(meta);
   }
   const parts = [];
-  if (message.status === "incomplete") parts.push(message.error === "cancelled" ? "stopped" : "incomplete");
+  if (message.status === "incomplete") {
+    const empty = !(textOf.get(article) || "").trim();
+    if (message.error === "cancelled") parts.push(empty ? "stopped before any text" : "stopped");
+    else if (message.error === "interrupted") parts.push("interrupted: the server handling it stopped");
+    else parts.push(empty ? "failed before any text" : "incomplete");
+  }
   if (message.model) parts.push(message.model);
   if (message.usage) parts.push(`${message.usage.completion_tokens} tokens`);
   if (message.latency_ms != null) parts.push(`${(message.latency_ms / 1000).toFixed(1)} s`);
-  meta.textContent = parts.join(" · ");
+  meta.replaceChildren(parts.join(" · "));
+  if (message.created_at) {
+    const time = document.createElement("time");
+    time.dateTime = message.created_at;
+    time.textContent = new Date(message.created_at).toLocaleString();
+    if (parts.length) meta.append(" · ");
+    meta.append(time);
+  }
 }
 
 function scrollDown() {
@@ -243,6 +409,7 @@ function onFrame(frame) {
     }
   } else if (frame.type === "done" && turn) {
     turn.bubble.querySelector(".content").replaceChildren(render(turn.text));
+    textOf.set(turn.bubble, turn.text);
     turn.bubble.dataset.id = frame.message_id;
     setMeta(turn.bubble, {
       status: frame.status, model: frame.model, usage: frame.usage, latency_ms: frame.latency_ms,
@@ -291,11 +458,13 @@ async function send(text) {
   notify("");
   if (!state.session) {
     const session = await api("/api/sessions", {
-      method: "POST", body: { model: ui.model.value || null, title: text.slice(0, 60) },
+      method: "POST", body: { model: ui.model.value || null, title: plainTitle(text) || null },
     });
     state.session = { id: session.id, model: session.model, title: session.title };
-    ui.title.textContent = session.title || "";
+    history.pushState(null, "", `#/c/${encodeURIComponent(session.id)}`);
+    showHeader();
     ui.model.disabled = true;
+    ui.noSessions.hidden = true;
     ui.sessions.prepend(sessionItem(session));
     markCurrent();
   }
@@ -335,13 +504,32 @@ ui.input.addEventListener("keydown", (event) => {
   }
 });
 ui.stop.addEventListener("click", stop);
-ui.newChat.addEventListener("click", newChat);
+ui.newChat.addEventListener("click", () => go(null));
 ui.more.addEventListener("click", () => loadSessions(true).catch((e) => notify(e.message)));
-ui.toggle.addEventListener("click", () => ui.sidebar.classList.toggle("open"));
-// On a phone the conversation list slides over the chat; a tap beside it closes it.
-document.querySelector(".chat").addEventListener("click", (event) => {
-  if (ui.sidebar.classList.contains("open") && !ui.toggle.contains(event.target)) ui.sidebar.classList.remove("open");
+// On a phone the conversation list slides over the chat, with a backdrop and a close button.
+ui.toggle.addEventListener("click", () => setSidebar(!ui.sidebar.classList.contains("open")));
+ui.closeSidebar.addEventListener("click", () => { setSidebar(false); ui.toggle.focus(); });
+ui.backdrop.addEventListener("click", () => setSidebar(false));
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || document.querySelector("dialog[open]")) return;
+  if (state.turn) stop();
+  else if (ui.sidebar.classList.contains("open")) setSidebar(false);
 });
+let searchTimer = null;
+ui.search.addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    state.search = ui.search.value.trim();
+    loadSessions().catch((e) => notify(e.message));
+  }, 200);
+});
+ui.rename.addEventListener("click", renameSession);
+ui.renameCancel.addEventListener("click", () => ui.renameDialog.close());
+ui.renameForm.addEventListener("submit", () => { submitRename().catch((e) => notify(e.message)); });
+ui.del.addEventListener("click", () => ui.deleteDialog.showModal());
+ui.deleteCancel.addEventListener("click", () => ui.deleteDialog.close());
+ui.deleteForm.addEventListener("submit", () => { submitDelete().catch((e) => notify(e.message)); });
+window.addEventListener("popstate", () => { route().catch((e) => notify(e.message)); });
 ui.changeKey.addEventListener("click", async () => {
   await askForKey("");
   closeSocket();
@@ -353,6 +541,7 @@ async function start() {
   try {
     await loadModels();
     await loadSessions();
+    await route();
   } catch (error) {
     notify(error.message);
   }
