@@ -360,3 +360,21 @@ def test_accessibility_audit_finds_nothing_serious(
         assert axe_violations(page, axe) == [], "the settings dialog"
     finally:
         page.close()
+
+
+def test_first_load_is_light(chromium: Any, server: SlipwayServer) -> None:
+    """Everything the browser fetches for a first load (HTML, scripts, styles, icon, the API calls),
+    counted from the bodies it received: well under 100 KB, with no third-party origin."""
+    page = chromium.new_page()
+    sizes: dict[str, int] = {}
+    page.on("requestfinished", lambda request: sizes.__setitem__(request.url, len(request.response().body())))
+    try:
+        page.goto(server.url + "/", wait_until="networkidle")
+        page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
+        total = sum(sizes.values())
+        print(f"\nfirst load: {len(sizes)} requests, {total / 1024:.1f} KiB")
+        assert total < 100 * 1024, sizes
+        assert all(url.startswith(server.url) for url in sizes), "nothing from another origin"
+        assert any(url.endswith("/static/app.js") for url in sizes)
+    finally:
+        page.close()

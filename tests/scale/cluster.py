@@ -289,23 +289,8 @@ class Cluster:
 
     # -- shared state, read directly ------------------------------------------------------------------
 
-    def postgres_connections(self) -> int:
-        import asyncio
-
-        import asyncpg
-
-        async def count() -> int:
-            conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="test")
-            try:
-                return int(
-                    await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", self.database)
-                )
-            finally:
-                await conn.close()
-
-        return asyncio.run(count())
-
-    def postgres_max_connections(self) -> int:
+    @staticmethod
+    def _postgres(sql: str, *args: object) -> int:
         import asyncio
 
         import asyncpg
@@ -313,11 +298,18 @@ class Cluster:
         async def read() -> int:
             conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="test")
             try:
-                return int(await conn.fetchval("SHOW max_connections"))
+                return int(await conn.fetchval(sql, *args))
             finally:
                 await conn.close()
 
         return asyncio.run(read())
+
+    def postgres_connections(self) -> int:
+        """Connections to this run's database, as Postgres counts them."""
+        return self._postgres("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", self.database)
+
+    def postgres_max_connections(self) -> int:
+        return self._postgres("SHOW max_connections")
 
     def redis_connections(self) -> int:
         """Connections to Redis from this run's replicas (they come through the proxy, whose port
