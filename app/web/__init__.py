@@ -1,4 +1,4 @@
-"""The web chat page at `/`: static files served by the app, no build step.
+"""The web pages: the chat at `/`, the chain playground at `/playground`; static files, no build step.
 
 The page talks to the public API only (`/v1/models`, `/api/sessions`, the session WebSocket), so it
 needs no routes of its own and no privileges a tester's key does not have. Its security headers (a
@@ -29,6 +29,12 @@ async def index(request: Request) -> Response:
         return PlainTextResponse("Ollama is running")
     # no-cache: a new release's page is picked up at once (it is a few kB).
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/playground")
+async def playground() -> FileResponse:
+    """The chain playground: a form per chain of /v1/chains, invoke or stream, the call as curl/Python."""
+    return FileResponse(STATIC / "playground.html", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/favicon.ico")

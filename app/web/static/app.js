@@ -4,16 +4,15 @@
 // and stores the partial answer marked incomplete, which it then reports in its `done` frame.
 // Model text is only ever rendered by markdown.js, which builds DOM nodes and never parses HTML.
 
+import { api, askForKey, currentKey, onKey } from "./api.js";
 import { render } from "./markdown.js";
 
-const KEY_STORE = "slipway.apiKey"; // sessionStorage: the key lives as long as this tab
 const $ = (id) => document.getElementById(id);
 const ui = {
   sessions: $("sessions"), more: $("more-sessions"), newChat: $("new-chat"), model: $("model"),
   title: $("session-title"), messages: $("messages"), form: $("composer"), input: $("input"),
   send: $("send"), stop: $("stop"), notice: $("notice"), sidebar: $("sidebar"),
-  toggle: $("toggle-sidebar"), changeKey: $("change-key"), dialog: $("key-dialog"),
-  keyForm: $("key-form"), keyInput: $("key-input"), keyError: $("key-error"),
+  toggle: $("toggle-sidebar"), changeKey: $("change-key"),
   search: $("search"), noSessions: $("no-sessions"), closeSidebar: $("close-sidebar"), backdrop: $("backdrop"),
   rename: $("rename"), del: $("delete"), welcome: $("welcome"), modelList: $("model-list"),
   renameDialog: $("rename-dialog"), renameForm: $("rename-form"), renameInput: $("rename-input"),
@@ -22,7 +21,6 @@ const ui = {
 };
 
 const state = {
-  key: sessionStorage.getItem(KEY_STORE),
   session: null, // {id, model, title}
   socket: null, // {ws, ready: Promise, sessionId}
   turn: null, // the answer being streamed: {bubble, text}
@@ -51,60 +49,6 @@ function when(iso) {
   return today
     ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
     : date.toLocaleDateString([], { month: "short", day: "numeric" });
-}
-
-class ApiError extends Error {
-  constructor(status, body) {
-    const error = body && body.error ? body.error : {};
-    super(error.message || `HTTP ${status}`);
-    this.status = status;
-    this.code = error.code;
-  }
-}
-
-// -- API key -----------------------------------------------------------------------------------
-
-let keyPrompt = null;
-function askForKey(message) {
-  if (!keyPrompt) {
-    keyPrompt = new Promise((resolve) => {
-      ui.keyError.hidden = !message;
-      ui.keyError.textContent = message || "";
-      ui.keyInput.value = "";
-      ui.dialog.showModal();
-      ui.keyForm.onsubmit = () => {
-        const key = ui.keyInput.value.trim();
-        if (!key) return;
-        state.key = key;
-        sessionStorage.setItem(KEY_STORE, key);
-        ui.changeKey.hidden = false;
-        keyPrompt = null;
-        resolve(key);
-      };
-    });
-  }
-  return keyPrompt;
-}
-
-// A 401 asks for a key (again, saying why, when the one given was refused) and retries.
-async function api(path, options = {}) {
-  const headers = { ...(options.headers || {}) };
-  if (state.key) headers.Authorization = `Bearer ${state.key}`;
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    ...options,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  if (response.status === 401) {
-    const body = await response.json().catch(() => null);
-    const refused = state.key ? "That key was refused: " + new ApiError(401, body).message : "";
-    await askForKey(refused);
-    return api(path, options);
-  }
-  const body = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body);
-  return body;
 }
 
 // -- notices -----------------------------------------------------------------------------------
@@ -376,7 +320,7 @@ function socketFor(sessionId) {
   const socket = { ws, sessionId };
   socket.ready = new Promise((resolve, reject) => {
     ws.onopen = () => {
-      if (state.key) ws.send(JSON.stringify({ type: "auth", key: state.key }));
+      if (currentKey()) ws.send(JSON.stringify({ type: "auth", key: currentKey() }));
       else resolve(ws);
     };
     ws.onmessage = (event) => {
@@ -535,7 +479,8 @@ ui.changeKey.addEventListener("click", async () => {
   closeSocket();
   await start();
 });
-ui.changeKey.hidden = !state.key;
+ui.changeKey.hidden = !currentKey();
+onKey(() => { ui.changeKey.hidden = false; });
 
 async function start() {
   try {
