@@ -27,6 +27,7 @@ from app.observability.tracing import Tracing, build_tracing
 from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
 from app.services.embeddings import Embeddings
+from app.services.eval_runs import EvalRuns
 from app.services.generation import Generator
 from app.services.hooks import ObservedHooks
 from app.services.ollama import OllamaService
@@ -60,6 +61,7 @@ class Services:
     storage: Storage
     responses: Responses
     sessions: SessionService
+    eval_runs: EvalRuns
     keyring: KeyRing
     limiter: LocalLimiter | SharedLimiter
     tracing: Tracing | None
@@ -101,6 +103,7 @@ class Services:
             storage=storage,
             responses=Responses(completions, storage.db, gate=storage.ensure_schema),
             sessions=SessionService(storage.db, generator, settings, gate=storage.ensure_schema),
+            eval_runs=EvalRuns(settings.eval_runs_dir),
             keyring=keyring,
             limiter=limiter,
             tracing=build_tracing(settings.otlp_endpoint, version=VERSION),

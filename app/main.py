@@ -18,7 +18,19 @@ from app.api import docs
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.openapi import secure_openapi
 from app.api.responses import JSONResponse
-from app.api.routes import chains, chat, embeddings, health, metrics, models, ollama, responses, sessions, ws
+from app.api.routes import (
+    chains,
+    chat,
+    embeddings,
+    eval_runs,
+    health,
+    metrics,
+    models,
+    ollama,
+    responses,
+    sessions,
+    ws,
+)
 from app.container import VERSION, Services
 from app.core.config import Settings, get_settings
 from app.core.models_file import ModelsFile, load_models_file
@@ -43,6 +55,7 @@ ROUTERS = [
     chains.router,  # /v1/chains
     sessions.router,  # /api/sessions: conversations kept by the server
     ws.router,  # /api/sessions/{id}/ws
+    eval_runs.router,  # /api/eval: evaluation runs for the web page (read-only)
     ollama.router,  # Ollama's API: every other /api/... path
     metrics.router,  # /metrics
     docs.router,  # /docs, /redoc from local files: public

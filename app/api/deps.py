@@ -17,6 +17,7 @@ from app.observability.metrics import Metrics
 from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
 from app.services.embeddings import Embeddings
+from app.services.eval_runs import EvalRuns
 from app.services.generation import Generator
 from app.services.ollama import OllamaService
 from app.services.responses import Responses
@@ -75,3 +76,4 @@ OllamaDep = Annotated[OllamaService, part(lambda s: s.ollama)]
 TextCompletionsDep = Annotated[TextCompletions, part(lambda s: s.text_completions)]
 ResponsesDep = Annotated[Responses, part(lambda s: s.responses)]
 EmbeddingsDep = Annotated[Embeddings, part(lambda s: s.embeddings)]
+EvalRunsDep = Annotated[EvalRuns, part(lambda s: s.eval_runs)]

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # loopback addresses): a DNS-rebinding page reaches 127.0.0.1 under a name of its own choosing.
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Evaluation runs the web page shows (read-only): a folder of `python -m eval` run directories.
+    eval_runs_dir: Path | None = None
+
     # Observability
     otlp_endpoint: str | None = None
 

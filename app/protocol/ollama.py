@@ -20,8 +20,12 @@ VERSION = "0.13.0"
 SESSIONS_PREFIX = "/api/sessions"
 
 
+#: Slipway's own routes under /api (OpenAI's error object); every other /api path is Ollama's.
+OWN_PREFIXES = (SESSIONS_PREFIX, "/api/eval")
+
+
 def is_ollama_path(path: str) -> bool:
-    return path.startswith("/api/") and not (path == SESSIONS_PREFIX or path.startswith(SESSIONS_PREFIX + "/"))
+    return path.startswith("/api/") and not any(path == p or path.startswith(p + "/") for p in OWN_PREFIXES)
 
 
 def error_body(message: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The web pages: the chat at `/`, the chain playground at `/playground`; static files, no build step.
+"""The web pages: the chat at `/`, the chain playground at `/playground`, evaluation runs at `/runs`;
+static files, no build step.
 
 The page talks to the public API only (`/v1/models`, `/api/sessions`, the session WebSocket), so it
 needs no routes of its own and no privileges a tester's key does not have. Its security headers (a
@@ -35,6 +36,12 @@ async def index(request: Request) -> Response:
 async def playground() -> FileResponse:
     """The chain playground: a form per chain of /v1/chains, invoke or stream, the call as curl/Python."""
     return FileResponse(STATIC / "playground.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/runs")
+async def runs() -> FileResponse:
+    """Evaluation runs: metrics with intervals, a trend per metric, reports, a comparison of two runs."""
+    return FileResponse(STATIC / "runs.html", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/favicon.ico")

@@ -1,0 +1,34 @@
+"""GET /api/eval/runs (the runs under SLIPWAY_EVAL_RUNS_DIR, with their metrics and intervals),
+GET /api/eval/runs/{id}/report (its report.html, as a download), GET /api/eval/compare?a=&b= (B minus A,
+paired bootstrap): read-only, behind the same auth as the rest of /api."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from app.api.deps import EvalRunsDep
+from app.api.routing import SlipwayRoute
+
+router = APIRouter(prefix="/api/eval", tags=["evaluation"], route_class=SlipwayRoute)
+
+
+@router.get("/runs")
+async def list_runs(runs: EvalRunsDep) -> dict[str, Any]:
+    return {"object": "list", "data": runs.list(), "configured": runs.root is not None}
+
+
+@router.get("/runs/{run_id}/report", response_model=None)
+async def run_report(run_id: str, runs: EvalRunsDep) -> FileResponse:
+    return FileResponse(runs.report(run_id), media_type="text/html", filename=f"{run_id}-report.html")
+
+
+@router.get("/compare")
+async def compare_runs(
+    runs: EvalRunsDep,
+    a: Annotated[str, Query(min_length=1, max_length=200, description="The baseline run's id.")],
+    b: Annotated[str, Query(min_length=1, max_length=200, description="The run compared with it.")],
+) -> dict[str, Any]:
+    return await runs.compare(a, b)
