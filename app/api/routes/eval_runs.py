@@ -20,12 +20,25 @@ async def list_runs(runs: EvalRunsDep) -> dict[str, Any]:
     return {"object": "list", "data": runs.list(), "configured": runs.root is not None}
 
 
-@router.get("/runs/{run_id}/report", response_model=None)
+@router.get(
+    "/runs/{run_id}/report",
+    response_model=None,
+    responses={
+        200: {"description": "The run's report.html, as an attachment.", "content": {"text/html": {}}},
+        404: {"description": "No such run, no report in it, or no runs folder configured."},
+    },
+)
 async def run_report(run_id: str, runs: EvalRunsDep) -> FileResponse:
     return FileResponse(runs.report(run_id), media_type="text/html", filename=f"{run_id}-report.html")
 
 
-@router.get("/compare")
+@router.get(
+    "/compare",
+    responses={
+        400: {"description": "The two runs cannot be paired (different cases or references)."},
+        404: {"description": "No such run, or no runs folder configured."},
+    },
+)
 async def compare_runs(
     runs: EvalRunsDep,
     a: Annotated[str, Query(min_length=1, max_length=200, description="The baseline run's id.")],
