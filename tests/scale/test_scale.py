@@ -38,8 +38,9 @@ from tests.scale.load import TIMEOUT_S, Background, Kind, Result, run_load, summ
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.scale]
 
-#: How long the limits are loaded (the issue's 60 s; shorter by hand with SLIPWAY_SCALE_LIMIT_S).
-LIMIT_S = float(os.environ.get("SLIPWAY_SCALE_LIMIT_S", "60"))
+#: How long the limits are loaded: 30 s in the suite (CI's time budget), 60 s by hand (scripts/scale.sh,
+#: whose report the figures come from); either way the load is 4.5x the budget, so the bucket saturates.
+LIMIT_S = float(os.environ.get("SLIPWAY_SCALE_LIMIT_S", "30"))
 CUT_S = float(os.environ.get("SLIPWAY_SCALE_CUT_S", "30"))
 #: Offered load: 4.5x the RPM key's refill, 6.6x the TPM key's (11 tokens a request).
 RPM_RATE = 45.0
