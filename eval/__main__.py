@@ -165,6 +165,14 @@ def gate_failures(summary: dict, gates: dict[str, float]) -> list[str]:
     ]
 
 
+def warm_mlflow(mlflow: bool, uri: str | None, experiment: str) -> None:
+    """With --mlflow, MLflow's import and store open while the command works (see tracking.warm_up)."""
+    if mlflow or uri:
+        from eval.mlflow.tracking import warm_up
+
+        warm_up(uri, experiment)
+
+
 def log_to_mlflow(
     out: Path, kind: str, failed: list[str], uri: str | None, experiment: str, dataset: Path | None
 ) -> None:
@@ -243,6 +251,7 @@ def run_cmd(
     from eval.runner import run
 
     gates = parse_gate(fail_under)
+    warm_mlflow(mlflow, mlflow_uri, experiment)
     try:
         cases = load_dataset(dataset)
     except DatasetError as exc:
@@ -332,6 +341,7 @@ def score_cmd(
     gates = parse_gate(fail_under)
     if not predictions.is_file():
         _fail(f"{predictions}: not found")
+    warm_mlflow(mlflow, mlflow_uri, experiment)
     try:
         result = score(
             predictions, out=out, seed=seed, resamples=resamples, judge=judge, judge_model=judge_model,
@@ -370,6 +380,7 @@ def compare_cmd(
     for d in (dir_a, dir_b):
         if not (d / "results.jsonl").is_file():
             _fail(f"{d}: no results.jsonl (not a run directory)")
+    warm_mlflow(mlflow, mlflow_uri, experiment)
     try:
         result = compare(dir_a, dir_b, seed=seed, resamples=resamples)
     except ValueError as exc:

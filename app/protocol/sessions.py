@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.sampling import MaxTokens, Temperature
+
 
 class SessionCreate(BaseModel):
     model: str | None = Field(
@@ -14,15 +16,22 @@ class SessionCreate(BaseModel):
     )
     system_prompt: str | None = Field(default=None, description="Replaces the model entry's system prompt.")
     title: str | None = Field(default=None, max_length=200)
+    temperature: Temperature = Field(default=None, description="For every turn; default: the model entry's.")
+    max_tokens: MaxTokens = Field(default=None, description="Longest answer per turn; default: the model entry's.")
 
 
 class SessionUpdate(BaseModel):
-    """Rename a conversation or change its system prompt; fields left out stay as they are."""
+    """Rename a conversation, change its system prompt or its sampling; fields left out stay as they
+    are, and `null` puts the model entry's default back (temperature, max_tokens, system_prompt)."""
 
     model_config = {"extra": "forbid"}
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     system_prompt: str | None = Field(default=None, description="Replaces the system prompt for the next turns.")
+    temperature: Temperature = Field(default=None, description="For the next turns; null: the model entry's.")
+    max_tokens: MaxTokens = Field(
+        default=None, description="Longest answer of the next turns; null: the model entry's."
+    )
 
 
 class MessageCreate(BaseModel):
@@ -59,6 +68,8 @@ class SessionOut(BaseModel):
     title: str | None
     model: str | None = Field(description="The model entry used; null = the server's default model.")
     system_prompt: str | None
+    temperature: float | None = Field(default=None, description="null: the model entry's default.")
+    max_tokens: int | None = Field(default=None, description="null: the model entry's default.")
     created_at: datetime
     updated_at: datetime = Field(description="Last activity.")
     message_count: int = 0

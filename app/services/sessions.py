@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotFound, PayloadTooLarge
-from app.protocol.sessions import SessionDeleted, SessionDetail, SessionOut, SessionPage, SessionUpdate
+from app.protocol.sessions import (
+    SessionCreate,
+    SessionDeleted,
+    SessionDetail,
+    SessionOut,
+    SessionPage,
+    SessionUpdate,
+)
 from app.providers.registry import ModelRegistry
 from app.services.generation import Generator
 from app.services.transcript import (
@@ -83,9 +90,8 @@ class SessionService:
 
     # -- sessions --------------------------------------------------------------------------------------
 
-    async def create(
-        self, identity: str, *, model: str | None, system_prompt: str | None, title: str | None
-    ) -> SessionOut:
+    async def create(self, identity: str, new: SessionCreate) -> SessionOut:
+        model, system_prompt, title = new.model, new.system_prompt, new.title
         refuse_nul(system_prompt, "system_prompt")
         refuse_nul(title, "title")
         if model is not None:
@@ -103,6 +109,8 @@ class SessionService:
                 title=title,
                 model=model,
                 system_prompt=system_prompt,
+                temperature=new.temperature,
+                max_tokens=new.max_tokens,
             )
         return session_out(row)
 
@@ -142,7 +150,9 @@ class SessionService:
     async def update(self, identity: str, session_id: str, change: SessionUpdate) -> SessionOut:
         values = change.model_dump(exclude_unset=True)
         if not values:
-            raise InvalidRequest("Give `title` or `system_prompt` to change.", code="invalid_value")
+            raise InvalidRequest(
+                "Give `title`, `system_prompt`, `temperature` or `max_tokens` to change.", code="invalid_value"
+            )
         refuse_nul(values.get("title"), "title")
         refuse_nul(values.get("system_prompt"), "system_prompt")
         prompt = values.get("system_prompt")
@@ -176,6 +186,14 @@ class SessionService:
         session = await self.require(identity, session_id)
         check_content(content, self.content_limit(session))
         turn = Turn(self, identity=identity, session_id=session_id, content=content, model=session.model)
+        turn.start()
+        return turn
+
+    async def regenerate(self, identity: str, session_id: str) -> Turn:
+        """Answer the last question again (404 for no such session; 400, from the turn, for no answer
+        to replace); the new answer replaces the previous one, see `turns.Turn`."""
+        session = await self.require(identity, session_id)
+        turn = Turn(self, identity=identity, session_id=session_id, model=session.model, regenerate=True)
         turn.start()
         return turn
 

@@ -14,6 +14,14 @@ Order of events (the guarantees the API documents):
    died (SIGKILL, a lost node) gets an empty `incomplete` answer (`interrupted`) from the next turn on
    that session, on whichever replica, before that turn stores its own question.
 
+Regenerating (`regenerate=True`) answers the conversation's last question again with the history before
+it: no new question is stored, and the new answer replaces the previous one in the transaction that
+stores it (complete, or partial when stopped or failed mid-answer). A regeneration that produced no
+text at all (it failed, or was stopped, before its first token) stores nothing and leaves the previous
+answer where it was: an upstream outage never costs the user an answer they had.
+
+Sampling: the session's temperature and max_tokens (NULL: the model entry's defaults).
+
 The task belongs to the service, not to the request: a request that is cancelled only asks the turn
 to stop, and the turn still stores its partial answer and releases the lock before it ends.
 """
@@ -32,7 +40,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import APIError, GenerationError, ServiceUnavailable
+from app.core.errors import APIError, GenerationError, InvalidRequest, ServiceUnavailable
 from app.core.sampling import Sampling
 from app.protocol.frames import delta_frame, done_frame
 from app.protocol.sessions import MessageOut
@@ -56,6 +64,8 @@ class TurnDone:
 
     message: MessageOut
     user_message_id: int
+    #: A regeneration: the previous answer, deleted when this one was stored.
+    replaced: int | None = None
 
     @property
     def usage(self) -> dict[str, int] | None:
@@ -66,7 +76,10 @@ def turn_frame(event: Delta | TurnDone) -> dict[str, Any]:
     """A turn's event as its stream frame (`app.protocol.frames`), on SSE and the WebSocket alike."""
     if isinstance(event, Delta):
         return delta_frame(event.text)
-    return done_frame(event.message, event.user_message_id)
+    frame = done_frame(event.message, event.user_message_id)
+    if event.replaced is not None:
+        frame["replaced_message_id"] = event.replaced
+    return frame
 
 
 async def _close_interrupted(conn: AsyncConnection, session_id: str, question: repo.MessageRow) -> repo.MessageRow:
@@ -127,13 +140,25 @@ class TurnHost(Protocol):
 
 class Turn:
     def __init__(
-        self, service: TurnHost, *, identity: str, session_id: str, content: str, model: str | None = None
+        self,
+        service: TurnHost,
+        *,
+        identity: str,
+        session_id: str,
+        content: str = "",
+        model: str | None = None,
+        regenerate: bool = False,
     ) -> None:
         self.service = service
         self.identity = identity
         self.session_id = session_id
         self.content = content
         self.session_model = model
+        self.regenerate = regenerate
+        self.sampling = Sampling()
+        self._question: repo.MessageRow | None = None  # regenerating: the stored question answered again
+        self._previous: repo.MessageRow | None = None  # regenerating: the answer the new one replaces
+        self._replaced: int | None = None  # its id, once the new answer is stored in its place
         self.phase: Phase = "waiting"
         self.task: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue()
@@ -216,14 +241,21 @@ class Turn:
     async def _turn(self) -> None:
         """Read and fit the history, store the question, generate, store the answer: in that order."""
         handle, messages = await self._prompt()
-        user = await self._store(role="user", content=self.content)
+        user = self._question or await self._store(role="user", content=self.content)
         self.phase = "generating"
         outcome = await self._generate(handle, messages)
         self.phase = "storing"
+        if self._previous is not None and not any(outcome.parts):
+            # A regeneration with no text to show for itself: the previous answer stays.
+            if outcome.error is not None and self._stop_reason is None:
+                raise TurnFailed(outcome.error, None, user.id)
+            self._queue.put_nowait(TurnDone(message_out(self._previous), user.id))
+            return
+        self._replaced = self._previous.id if self._previous is not None else None
         answer = await self._store_answer(user.id, outcome)
         if outcome.error is not None and self._stop_reason is None:
             raise TurnFailed(outcome.error, answer.id, user.id)
-        self._queue.put_nowait(TurnDone(message_out(answer), user.id))
+        self._queue.put_nowait(TurnDone(message_out(answer), user.id, self._replaced))
 
     async def _prompt(self) -> tuple[ModelHandle, list[BaseMessage]]:
         """The messages the model sees: system prompt, as much history as fits, the new message (413
@@ -235,9 +267,12 @@ class Turn:
             rows = await repo.list_messages(conn, session_id=self.session_id)
             if rows and rows[-1].role == "user":
                 rows.append(await _close_interrupted(conn, self.session_id, rows[-1]))
+        if self.regenerate:
+            rows = self._last_question(rows)
         handle = self.service.registry.chat(session.model)
         self.session_model = session.model
-        budget = budget_for(handle, params_for(handle, Sampling()).get("max_tokens"))
+        self.sampling = Sampling(temperature=session.temperature, max_tokens=session.max_tokens)
+        budget = budget_for(handle, params_for(handle, self.sampling).get("max_tokens"))
         messages, _ = await fit_history(
             system=self.service.system_message(session),
             history=to_messages(conversation(rows)),
@@ -247,6 +282,16 @@ class Turn:
         )
         return handle, messages
 
+    def _last_question(self, rows: list[repo.MessageRow]) -> list[repo.MessageRow]:
+        """Regenerating: take the last question and its answer out of the history (400 when there is none)."""
+        if len(rows) < 2 or rows[-1].role != "assistant" or rows[-2].role != "user":
+            raise InvalidRequest(
+                "This conversation has no answer to regenerate; send a message first.", code="nothing_to_regenerate"
+            )
+        self._question, self._previous = rows[-2], rows[-1]
+        self.content = rows[-2].content
+        return rows[:-2]
+
     async def _generate(self, handle: ModelHandle, messages: list[BaseMessage]) -> _Outcome:
         """Generate in a task of its own (`cancel()` stops it), passing deltas on; never raises, so
         what was generated is always stored."""
@@ -255,7 +300,7 @@ class Turn:
         started = loop.time()
 
         async def pump() -> Finished | None:
-            events = self.service.generator.generate(self.session_model, messages, Sampling())
+            events = self.service.generator.generate(self.session_model, messages, self.sampling)
             async with contextlib.aclosing(events):
                 async for event in events:
                     outcome.answered_by = event.model
@@ -297,14 +342,19 @@ class Turn:
             latency_ms=outcome.latency_ms,
             finish_reason=finished.finish_reason if finished else ("cancelled" if self._stop_reason else "error"),
             error=reason,
+            replaces=self._replaced,
         )
 
-    async def _store(self, **values: object) -> repo.MessageRow:
-        """One message, one transaction. A session deleted meanwhile is a 404, not a 500."""
+    async def _store(self, *, replaces: int | None = None, **values: object) -> repo.MessageRow:
+        """One message (and, regenerating, the removal of the answer it replaces), one transaction. A
+        session deleted meanwhile is a 404, not a 500."""
         try:
             async with self.service.transaction() as conn:
                 if await repo.get_session(conn, identity=self.identity, session_id=self.session_id) is None:
                     raise not_found(self.session_id)
-                return await repo.add_message(conn, session_id=self.session_id, **values)  # type: ignore[arg-type]
+                row = await repo.add_message(conn, session_id=self.session_id, **values)  # type: ignore[arg-type]
+                if replaces is not None:
+                    await repo.delete_message(conn, session_id=self.session_id, message_id=replaces)
+                return row
         except IntegrityError:
             raise not_found(self.session_id) from None

@@ -33,6 +33,8 @@ class SessionRow:
     title: str | None
     model: str | None
     system_prompt: str | None
+    temperature: float | None
+    max_tokens: int | None
     created_at: datetime
     updated_at: datetime
 
@@ -79,6 +81,8 @@ async def create_session(
     title: str | None,
     model: str | None,
     system_prompt: str | None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
     now: datetime | None = None,
 ) -> SessionRow:
     now = now or utcnow()
@@ -88,6 +92,8 @@ async def create_session(
         "title": title,
         "model": model,
         "system_prompt": system_prompt,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
         "created_at": now,
         "updated_at": now,
     }
@@ -146,7 +152,7 @@ async def list_sessions(
 async def update_session(
     conn: AsyncConnection, *, identity: str, session_id: str, values: dict[str, Any]
 ) -> SessionRow | None:
-    """Change a session's title or system prompt (None when it is not this identity's)."""
+    """Change a session's title, system prompt or sampling (None when it is not this identity's)."""
     if await get_session(conn, identity=identity, session_id=session_id) is None:
         return None
     await conn.execute(
@@ -184,6 +190,13 @@ async def list_messages(conn: AsyncConnection, *, session_id: str) -> list[Messa
         select(chat_messages).where(chat_messages.c.session_id == session_id).order_by(chat_messages.c.seq)
     )
     return [MessageRow.of(r) for r in rows]
+
+
+async def delete_message(conn: AsyncConnection, *, session_id: str, message_id: int) -> None:
+    """One message of a session (a regenerated answer's predecessor)."""
+    await conn.execute(
+        delete(chat_messages).where(chat_messages.c.session_id == session_id, chat_messages.c.id == message_id)
+    )
 
 
 async def add_message(

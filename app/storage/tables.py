@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -47,6 +48,9 @@ chat_sessions = Table(
     #: The model entry asked for at creation; NULL = the server's default model at each turn.
     Column("model", String(200), nullable=True),
     Column("system_prompt", Text, nullable=True),
+    #: Per-conversation sampling (the web page's settings); NULL = the model entry's default.
+    Column("temperature", Float, nullable=True),
+    Column("max_tokens", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     #: Last activity (creation or a stored message): retention and "most recently used" go by it.
     Column("updated_at", DateTime(timezone=True), nullable=False),

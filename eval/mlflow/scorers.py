@@ -10,10 +10,12 @@
 
 Each scorer gives one case's value, computed by the code `python -m eval score` runs (eval.metrics), so
 MLflow's `<name>/mean` equals that command's value for ROUGE-1/2/L/Lsum and METEOR (0-1), which are
-means of per-case scores. BLEU and chrF (0-100) are per-case here (sacrebleu's sentence scores), so their
-mean is the mean of results.jsonl's per-case `bleu`/`chrf`, not the corpus BLEU/chrF that
-`python -m eval` reports: a corpus score sums n-gram counts over all cases, which no per-case scorer
-can return (`--mlflow` logs the corpus figures as the run's metrics).
+means of per-case scores. BLEU and chrF (0-100) are corpus scores in `python -m eval`: n-gram counts
+summed over all cases, then scored once. Their per-case value here is sacrebleu's sentence score (so
+`bleu/mean` is the mean of results.jsonl's per-case `bleu`), and their `corpus` aggregation sums the
+cases' statistics as `python -m eval` does: **`bleu/corpus` and `chrf/corpus` equal its BLEU and chrF**.
+The statistics are held by the scorer between the cases and the aggregation, so run one
+`mlflow.genai.evaluate` at a time with a given scorer object.
 
 `expectations` takes `expected_response` (MLflow's name; a string or a list of acceptable answers)
 or `references`; `outputs` a string, or a dict with `content`/`text`/`answer`, or OpenAI's chat body.
@@ -21,12 +23,14 @@ or `references`; `outputs` a string, or a dict with `content`/`text`/`answer`, o
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 from mlflow.genai.scorers import scorer
 
-from eval.metrics import sentence_scores
+from eval.metrics import sacrebleu_stats, score_from_stats, sentence_scores
 
 
 def text_of(outputs: Any) -> str:
@@ -60,16 +64,61 @@ def _value(name: str, outputs: Any, expectations: dict[str, Any] | None) -> floa
     return _scores(text_of(outputs), references_of(expectations))[name]
 
 
-@scorer(name="bleu")
+class CorpusStats:
+    """The sacrebleu statistics of each case a corpus metric scored, until MLflow aggregates them.
+
+    MLflow hands an aggregation only the per-case values, so the cases' n-gram counts wait here; the
+    `corpus` aggregation takes the newest cases whose values are exactly the ones it was given (cases of
+    an evaluation that failed half-way are left behind and dropped), sums them and scores once.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._rows: list[tuple[float, list[int]]] = []
+        self._lock = threading.Lock()
+
+    def record(self, value: float, prediction: str, references: tuple[str, ...]) -> None:
+        stats = sacrebleu_stats(self.name, [prediction], [list(references)])[0]
+        with self._lock:
+            self._rows.append((value, stats))
+
+    def corpus(self, values: list[float]) -> float:
+        with self._lock:
+            rows, self._rows = self._rows[-len(values) :] if values else [], []
+        if len(rows) != len(values) or Counter(v for v, _ in rows) != Counter(values):
+            raise ValueError(
+                f"{self.name}/corpus: the cases recorded do not match the {len(values)} values MLflow "
+                "aggregates (was this scorer used by two evaluations at once?)"
+            )
+        return score_from_stats(self.name, [stats for _, stats in rows])
+
+    def aggregation(self) -> Any:
+        def corpus(values: list[float]) -> float:
+            return self.corpus(values)
+
+        return corpus
+
+
+_CORPUS = {"bleu": CorpusStats("bleu"), "chrf": CorpusStats("chrf")}
+
+
+def _corpus_value(name: str, outputs: Any, expectations: dict[str, Any] | None) -> float:
+    prediction, references = text_of(outputs), references_of(expectations)
+    value = _scores(prediction, references)[name]
+    _CORPUS[name].record(value, prediction, references)
+    return value
+
+
+@scorer(name="bleu", aggregations=["mean", _CORPUS["bleu"].aggregation()])
 def bleu(outputs: Any, expectations: dict[str, Any]) -> float:
-    """sacrebleu's sentence BLEU, 0-100."""
-    return _value("bleu", outputs, expectations)
+    """sacrebleu's sentence BLEU per case, 0-100; `bleu/corpus` is the corpus BLEU `python -m eval` reports."""
+    return _corpus_value("bleu", outputs, expectations)
 
 
-@scorer(name="chrf")
+@scorer(name="chrf", aggregations=["mean", _CORPUS["chrf"].aggregation()])
 def chrf(outputs: Any, expectations: dict[str, Any]) -> float:
-    """sacrebleu's sentence chrF, 0-100."""
-    return _value("chrf", outputs, expectations)
+    """sacrebleu's sentence chrF per case, 0-100; `chrf/corpus` is the corpus chrF `python -m eval` reports."""
+    return _corpus_value("chrf", outputs, expectations)
 
 
 @scorer(name="rouge1")

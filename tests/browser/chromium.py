@@ -14,6 +14,10 @@ ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    # Shared memory in /tmp, not /dev/shm: a container's /dev/shm is 64 MB by default, and a renderer
+    # that runs out of it dies mid-navigation ("Target page, context or browser has been closed", seen
+    # once in CI on the comparison report).
+    "--disable-dev-shm-usage",
     "--disable-quic",
     "--disable-background-networking",
     "--disable-component-update",

@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser.chromium import browser
 from tests.servers import ROOT, SlipwayServer
-from tests.sessions.conftest import echo_models, messages, start_server
+from tests.sessions.conftest import echo_models, messages, start_server, wait_for
 from tests.sessions.standin import EchoModel
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -280,6 +280,54 @@ def test_rename_search_and_delete_a_conversation(page: Any, server: SlipwayServe
     page.goto(server.url + f"/#/c/{sid}")  # its old address says what happened
     page.wait_for_selector("#notice:not([hidden])")
     assert "does not exist" in page.locator("#notice").inner_text()
+
+
+def test_conversation_sampling_settings_and_regenerate(page: Any, server: SlipwayServer, echo: EchoModel) -> None:
+    send(page, "recall", "name three harbours")
+    wait_answer(page)
+    sid = page.locator("#sessions button.session.current").get_attribute("data-id")
+    page.click("#rename")
+    page.fill("#temperature-input", "0.4")
+    page.fill("#max-tokens-input", "12")
+    page.click("#rename-form button[type=submit]")
+    wait_for(lambda: api_session(server, sid).json()["max_tokens"] == 12)
+    assert api_session(server, sid).json()["temperature"] == 0.4
+    page.reload()  # the settings are the conversation's, not the page's
+    page.wait_for_selector(LAST_ANSWER)
+    page.click("#rename")
+    assert (page.input_value("#temperature-input"), page.input_value("#max-tokens-input")) == ("0.4", "12")
+    page.click("#rename-cancel")
+
+    old = page.locator(LAST_ANSWER).get_attribute("data-id")
+    assert page.locator("#regenerate").is_visible()
+    page.click("#regenerate")
+    page.wait_for_function(
+        "old => { const a = [...document.querySelectorAll('#messages .message.assistant')].pop();"
+        " return a && a.dataset.id && a.dataset.id !== old && a.dataset.status === 'complete'; }",
+        arg=old,
+        timeout=60_000,
+    )
+    new_id = page.locator(LAST_ANSWER).get_attribute("data-id")
+    stored = messages(server.url, sid)
+    assert [m["role"] for m in stored] == ["user", "assistant"] and str(stored[-1]["id"]) == new_id, "replaced"
+    sent = echo.requests_for("recall")[-1]
+    assert sent["temperature"] == 0.4 and 12 in (sent.get("max_tokens"), sent.get("max_completion_tokens"))
+    assert page.locator("#messages .message.assistant").count() == 1
+    page.wait_for_selector("#regenerate:not([hidden])")
+
+    echo.down = True  # a regeneration that fails before any text: the page shows the answer that stays
+    try:
+        page.click("#regenerate")
+        page.wait_for_selector("#notice:not([hidden])")
+        page.wait_for_function(
+            "id => { const a = [...document.querySelectorAll('#messages .message.assistant')].pop();"
+            " return a && a.dataset.id === id && a.dataset.status === 'complete'; }",
+            arg=new_id,
+            timeout=60_000,
+        )
+    finally:
+        echo.down = False
+    assert [m["id"] for m in messages(server.url, sid)] == [m["id"] for m in stored]
 
 
 def test_the_empty_page_says_what_to_do_and_lists_the_models(page: Any) -> None:

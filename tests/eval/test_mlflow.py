@@ -144,8 +144,12 @@ def test_a_run_on_the_embedded_model_is_logged_with_its_parameters(mlflow_server
     assert run.data.metrics["n"] == 3 and "latency_p50_s" in run.data.metrics
 
 
-def test_mlflow_genai_evaluate_with_slipways_scorers_agrees_with_eval_score(tmp_path: Path) -> None:
+def test_mlflow_genai_evaluate_with_slipways_scorers_agrees_with_eval_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlflow
+
+    monkeypatch.chdir(tmp_path)  # MLflow writes each case's trace under ./mlruns: not in the checkout
 
     from eval import score
     from eval.mlflow import scorers
@@ -165,7 +169,13 @@ def test_mlflow_genai_evaluate_with_slipways_scorers_agrees_with_eval_score(tmp_
     result = mlflow.genai.evaluate(data=data, scorers=scorers.ALL)
     for name in ("rouge1", "rouge2", "rougeL", "rougeLsum", "meteor"):
         assert result.metrics[f"{name}/mean"] == pytest.approx(ours.values[name], abs=1e-9), name
-    for name in ("bleu", "chrf"):  # per-case scores: their mean is results.jsonl's mean, not the corpus score
+    for name in ("bleu", "chrf"):  # corpus scores: `corpus` sums the cases' n-gram counts as eval does
+        assert result.metrics[f"{name}/corpus"] == pytest.approx(ours.values[name], abs=1e-9), name
         per_case = [row["metrics"][name] for row in ours.rows]
         assert result.metrics[f"{name}/mean"] == pytest.approx(sum(per_case) / len(per_case), abs=1e-9), name
         assert result.metrics[f"{name}/mean"] != pytest.approx(ours.values[name]), "corpus and mean differ here"
+    # A second evaluation on half the cases aggregates its own cases only.
+    half = score(preds[:30])
+    again = mlflow.genai.evaluate(data=data[:30], scorers=[scorers.bleu, scorers.chrf])
+    for name in ("bleu", "chrf"):
+        assert again.metrics[f"{name}/corpus"] == pytest.approx(half.values[name], abs=1e-9), name

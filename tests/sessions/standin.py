@@ -7,7 +7,8 @@ answer is computed from the messages received, so an answer that mentions an ear
 earlier turn was sent. The upstream model name picks the behaviour:
 
     recall[-<ms>]      "seen=<n> | <every user message, in order, joined by ' | '>", one word per chunk;
-                       HTTP 500 before any text when the last message contains "[fail]"
+                       HTTP 500 before any text when the last message contains "[fail]" (any model:
+                       while `down` is set)
     slow-<ms>          60 words, one every <ms> milliseconds (a long answer a client can walk out of)
     cut-<k>            k words, then the connection drops (a generation that fails mid-stream)
 """
@@ -58,6 +59,8 @@ def plan(model: str, messages: list[dict[str, Any]]) -> tuple[list[str], float, 
 class EchoModel:
     port: int = field(default_factory=free_port)
     seen: list[dict[str, Any]] = field(default_factory=list)
+    #: Set by a test: every request gets HTTP 500 before any text (an upstream outage).
+    down: bool = False
 
     @property
     def url(self) -> str:
@@ -74,7 +77,7 @@ class EchoModel:
         body = await request.json()
         self.seen.append(body)
         messages = body.get("messages", [])
-        if messages and "[fail]" in str(messages[-1].get("content", "")):
+        if self.down or (messages and "[fail]" in str(messages[-1].get("content", ""))):
             return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)
         chunks, delay, cut = plan(body.get("model", ""), messages)
         created = int(time.time())

@@ -108,6 +108,77 @@ def test_rename_and_change_the_system_prompt(server: SlipwayServer, echo: EchoMo
     assert httpx.get(f"{server.url}/api/sessions/{sid}").json()["title"] == "after", "refusals changed nothing"
 
 
+def test_per_conversation_temperature_and_max_tokens(server: SlipwayServer, echo: EchoModel) -> None:
+    """A session's sampling goes with each of its turns; null puts the model entry's default back."""
+    session = new_session(server.url, model="recall", temperature=0.3)
+    sid = session["id"]
+    assert (session["temperature"], session["max_tokens"]) == (0.3, None)
+    assert say(server.url, sid, "one").status_code == 200
+    sent = echo.requests_for("recall")[-1]
+    assert sent["temperature"] == 0.3 and "max_tokens" not in sent and "max_completion_tokens" not in sent
+
+    changed = httpx.patch(f"{server.url}/api/sessions/{sid}", json={"temperature": None, "max_tokens": 7})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["temperature"], changed.json()["max_tokens"]) == (None, 7)
+    assert say(server.url, sid, "two").status_code == 200
+    sent = echo.requests_for("recall")[-1]
+    assert "temperature" not in sent and 7 in (sent.get("max_tokens"), sent.get("max_completion_tokens")), sent
+
+    for body, param in [({"temperature": 2.5}, "temperature"), ({"max_tokens": 0}, "max_tokens")]:
+        r = httpx.patch(f"{server.url}/api/sessions/{sid}", json=body)
+        assert r.status_code == 400 and param in (error_of(r)["param"] or ""), (body, r.text)
+    r = httpx.post(server.url + "/api/sessions", json={"temperature": -1})
+    assert r.status_code == 400 and "temperature" in (error_of(r)["param"] or "")
+    stored = httpx.get(f"{server.url}/api/sessions/{sid}").json()
+    assert (stored["temperature"], stored["max_tokens"]) == (None, 7), "refusals changed nothing"
+
+
+def test_regenerate_replaces_the_last_answer(server: SlipwayServer, echo: EchoModel) -> None:
+    sid = new_session(server.url, model="recall")["id"]
+    empty = httpx.post(f"{server.url}/api/sessions/{sid}/regenerate", timeout=60)
+    assert empty.status_code == 400 and error_of(empty)["code"] == "nothing_to_regenerate"
+    assert messages(server.url, sid) == [], "a refused regeneration stores nothing"
+
+    assert say(server.url, sid, "first").status_code == 200
+    assert say(server.url, sid, "second").status_code == 200
+    before = messages(server.url, sid)
+    question, old = before[-2], before[-1]
+
+    again = httpx.post(f"{server.url}/api/sessions/{sid}/regenerate", timeout=60)
+    assert again.status_code == 200, again.text
+    answer = again.json()
+    assert answer["id"] != old["id"] and answer["reply_to"] == question["id"] and answer["status"] == "complete"
+    after = messages(server.url, sid)
+    assert [m["id"] for m in after] == [m["id"] for m in before[:-1]] + [answer["id"]], "replaced in place"
+    sent = echo.requests_for("recall")[-1]["messages"]
+    assert [m["content"] for m in sent if m["role"] != "system"][-1] == "second"
+    assert old["content"] not in [m["content"] for m in sent], "the replaced answer is not in the history"
+    assert len([m for m in sent if m["role"] == "user"]) == 2, "the question is not asked twice"
+
+    frames = []
+    with httpx.stream("POST", f"{server.url}/api/sessions/{sid}/regenerate?stream=true", timeout=60) as r:
+        assert r.status_code == 200
+        frames = [orjson.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: {")]
+    done = frames[-1]
+    assert done["type"] == "done" and done["replaced_message_id"] == answer["id"]
+    assert "".join(f["content"] for f in frames if f["type"] == "delta") == messages(server.url, sid)[-1]["content"]
+    assert len(messages(server.url, sid)) == len(before)
+
+    # An upstream outage during a regeneration costs nothing: the answer the user had stays.
+    kept = messages(server.url, sid)
+    echo.down = True
+    try:
+        failed = httpx.post(f"{server.url}/api/sessions/{sid}/regenerate", timeout=60)
+    finally:
+        echo.down = False
+    assert failed.status_code >= 500 and error_of(failed)["message"], failed.text
+    assert "X-Slipway-Message-Id" not in failed.headers, "nothing was stored"
+    assert messages(server.url, sid) == kept
+
+    missing = httpx.post(f"{server.url}/api/sessions/{'0' * 32}/regenerate", timeout=30)
+    assert missing.status_code == 404 and error_of(missing)["code"] == "session_not_found"
+
+
 def test_search_finds_titles_and_message_bodies(server: SlipwayServer) -> None:
     marker = "walrus" + uuid.uuid4().hex[:6]
     by_title = new_session(server.url, title=f"All about {marker.upper()}")["id"]

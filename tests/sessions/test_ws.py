@@ -83,6 +83,22 @@ def test_recoverable_errors_keep_the_socket_open(server: SlipwayServer) -> None:
     assert len(messages(server.url, sid)) == 2, "refused frames stored nothing"
 
 
+def test_regenerate_frame_answers_the_last_question_again(server: SlipwayServer) -> None:
+    sid = new_session(server.url)["id"]
+    with connect(ws_url(server, sid)) as ws:
+        send(ws, {"type": "regenerate"})
+        assert recv(ws)["code"] == "nothing_to_regenerate", "nothing to regenerate yet; the socket stays open"
+        send(ws, {"type": "message", "content": "The door is blue."})
+        first, done = answer(ws)
+        send(ws, {"type": "regenerate"})
+        again, regenerated = answer(ws)
+    assert regenerated["type"] == "done" and regenerated["replaced_message_id"] == done["message_id"]
+    assert regenerated["user_message_id"] == done["user_message_id"]
+    assert again == first == "seen=2 | The door is blue.", "the same history as the first answer saw"
+    stored = messages(server.url, sid)
+    assert [m["id"] for m in stored] == [done["user_message_id"], regenerated["message_id"]]
+
+
 def test_cancel_stops_generation_and_stores_the_partial(server: SlipwayServer) -> None:
     sid = new_session(server.url, model="slow")["id"]
     with connect(ws_url(server, sid)) as ws:

@@ -3,6 +3,8 @@
 POST   /api/sessions                     create          GET    /api/sessions              list (newest first)
 GET    /api/sessions/{id}                read + messages  DELETE /api/sessions/{id}         delete
 POST   /api/sessions/{id}/messages       one turn (JSON, or SSE with ?stream=true)
+POST   /api/sessions/{id}/regenerate     the last question answered again (replaces its answer)
+PATCH  /api/sessions/{id}                title, system prompt, temperature, max_tokens
 GET    /api/sessions/{id}/export         JSONL evaluation cases
 WS     /api/sessions/{id}/ws             turns over a WebSocket (`ws.py`)
 """
@@ -21,6 +23,7 @@ from app.api.cancellation import ClientDisconnected, until_disconnect
 from app.api.deps import IdentityDep, SessionsDep, SettingsDep
 from app.api.responses import JSONResponse
 from app.api.routing import SlipwayRoute
+from app.core.config import Settings
 from app.core.errors import APIError
 from app.protocol.frames import error_frame
 from app.protocol.sessions import (
@@ -61,7 +64,7 @@ def failure(exc: TurnFailed) -> APIError:
 @router.post("", status_code=201, response_model=SessionOut)
 async def create_session(sessions: SessionsDep, identity: IdentityDep, body: SessionCreate | None = None) -> SessionOut:
     body = body or SessionCreate()
-    return await sessions.create(identity, model=body.model, system_prompt=body.system_prompt, title=body.title)
+    return await sessions.create(identity, body)
 
 
 @router.get("", response_model=SessionPage)
@@ -118,6 +121,38 @@ async def post_message(
     stream: Annotated[bool, Query(description="Stream the answer as server-sent events.")] = False,
 ) -> Response:
     turn = await sessions.start_turn(identity, session_id, body.content)
+    return await answer(turn, request, settings, stream)
+
+
+@router.post(
+    "/{session_id}/regenerate",
+    response_model=MessageOut,
+    responses={
+        200: {
+            "description": "The new answer to the last question, which replaced the previous one (its id is "
+            "`replaced_message_id` in the `done` frame); with `stream=true`, server-sent events as for "
+            "messages.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
+        },
+        400: {"description": "The conversation has no answer to regenerate (`nothing_to_regenerate`)."},
+        409: {"description": "Another replica is still running a turn of this session (Retry-After)."},
+    },
+)
+async def regenerate(
+    session_id: str,
+    request: Request,
+    sessions: SessionsDep,
+    identity: IdentityDep,
+    settings: SettingsDep,
+    stream: Annotated[bool, Query(description="Stream the answer as server-sent events.")] = False,
+) -> Response:
+    """Answer the last question again; the new answer replaces the previous one once it is stored."""
+    turn = await sessions.regenerate(identity, session_id)
+    return await answer(turn, request, settings, stream)
+
+
+async def answer(turn: Turn, request: Request, settings: Settings, stream: bool) -> Response:
+    """A running turn as the HTTP answer: the stored message as JSON (499 when the client left), or SSE."""
     if not stream:
         try:
             done = await until_disconnect(request, turn.result())

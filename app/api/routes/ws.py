@@ -1,7 +1,8 @@
 """WebSocket turns: `/api/sessions/{id}/ws`, many turns on one socket.
 
-Client -> server: `{"type": "message", "content": "..."}` | `{"type": "cancel"}`
-Server -> client: `{"type": "delta", "content"}`... then `{"type": "done", "message_id", "usage", ...}`;
+Client -> server: `{"type": "message", "content": "..."}` | `{"type": "regenerate"}` | `{"type": "cancel"}`
+Server -> client: `{"type": "delta", "content"}`... then `{"type": "done", "message_id", "usage", ...}`
+                  (a regeneration's also has `replaced_message_id`, the answer it replaced);
                   `{"type": "error", "code", "message", "error": {...}}` for anything that went wrong.
 
 Messages sent while a turn runs wait their turn (answered in order). A recoverable error (invalid JSON,
@@ -47,6 +48,7 @@ WS_UNAUTHORIZED = 4401
 #: Messages that may wait behind the running turn: one socket cannot queue hours of work.
 INBOX_MAX = 8
 _CLOSED = object()
+_REGENERATE = object()
 
 
 class SessionSocket:
@@ -134,18 +136,9 @@ class SessionSocket:
             except APIError as exc:
                 await self.send(error_frame(exc))
                 return
-            try:
-                self.inbox.put_nowait(content)
-            except asyncio.QueueFull:
-                await self.send(
-                    error_frame(
-                        RateLimited(
-                            f"{INBOX_MAX} messages are already waiting on this socket; this one was dropped. "
-                            "Wait for the answers before sending more.",
-                            code="queue_full",
-                        )
-                    )
-                )
+            await self.enqueue(content)
+        elif kind == "regenerate":
+            await self.enqueue(_REGENERATE)
         elif kind == "cancel":
             if self.current is not None:
                 self.current.cancel("cancelled")
@@ -153,9 +146,25 @@ class SessionSocket:
             await self.send(
                 error_frame(
                     InvalidRequest(
-                        f"Unknown frame type {kind!r}; expected 'message' or 'cancel'.",
+                        f"Unknown frame type {kind!r}; expected 'message', 'regenerate' or 'cancel'.",
                         param="type",
                         code="unknown_type",
+                    )
+                )
+            )
+
+    async def enqueue(self, item: object) -> None:
+        """A message or a regeneration waits behind the running turn (dropped, with an error frame, when
+        `INBOX_MAX` already wait)."""
+        try:
+            self.inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            await self.send(
+                error_frame(
+                    RateLimited(
+                        f"{INBOX_MAX} messages are already waiting on this socket; this one was dropped. "
+                        "Wait for the answers before sending more.",
+                        code="queue_full",
                     )
                 )
             )
@@ -167,11 +176,15 @@ class SessionSocket:
             if item is _CLOSED:
                 return
             if self.open:  # messages still queued when the client left are not answered (nor stored)
-                await self.turn(str(item))
+                await self.turn(None if item is _REGENERATE else str(item))
 
-    async def turn(self, content: str) -> None:
+    async def turn(self, content: str | None) -> None:
+        """One turn: a message answered, or (`content` None) the last question answered again."""
         try:
-            turn = await self.sessions.start_turn(self.identity, self.session_id, content)
+            if content is None:
+                turn = await self.sessions.regenerate(self.identity, self.session_id)
+            else:
+                turn = await self.sessions.start_turn(self.identity, self.session_id, content)
         except APIError as exc:
             await self.send(error_frame(exc))
             return

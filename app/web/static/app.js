@@ -11,7 +11,8 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   sessions: $("sessions"), more: $("more-sessions"), newChat: $("new-chat"), model: $("model"),
   title: $("session-title"), messages: $("messages"), form: $("composer"), input: $("input"),
-  send: $("send"), stop: $("stop"), notice: $("notice"), sidebar: $("sidebar"),
+  send: $("send"), stop: $("stop"), regenerate: $("regenerate"),
+  temperatureInput: $("temperature-input"), maxTokensInput: $("max-tokens-input"), notice: $("notice"), sidebar: $("sidebar"),
   toggle: $("toggle-sidebar"), changeKey: $("change-key"),
   search: $("search"), noSessions: $("no-sessions"), closeSidebar: $("close-sidebar"), backdrop: $("backdrop"),
   rename: $("rename"), del: $("delete"), welcome: $("welcome"), modelList: $("model-list"),
@@ -172,21 +173,37 @@ async function openSession(id) {
     return;
   }
   notify("");
-  state.session = { id: session.id, model: session.model, title: session.title, system: session.system_prompt };
+  state.session = sessionState(session);
   showHeader();
   if (session.model) ui.model.value = session.model;
   ui.model.disabled = true; // a conversation keeps its model
   ui.messages.replaceChildren(...session.messages.map((m) => bubble(m.role, m.content, m)));
+  showRegenerate();
   scrollDown();
   markCurrent();
   setSidebar(false);
   ui.input.focus();
 }
 
+// What the page keeps of a conversation (the API's session object).
+function sessionState(session) {
+  return {
+    id: session.id, model: session.model, title: session.title, system: session.system_prompt,
+    temperature: session.temperature, maxTokens: session.max_tokens,
+  };
+}
+
+// Regenerate is offered when the conversation ends with an answer and nothing is streaming.
+function showRegenerate() {
+  const last = ui.messages.lastElementChild;
+  ui.regenerate.hidden = !(state.session && !state.turn && last && last.classList.contains("assistant"));
+}
+
 function newChat() {
   closeSocket();
   state.session = null;
   showHeader();
+  ui.regenerate.hidden = true;
   ui.model.disabled = false;
   ui.messages.replaceChildren();
   markCurrent();
@@ -208,6 +225,8 @@ function renameSession() {
   if (!state.session) return;
   ui.renameInput.value = state.session.title || "";
   ui.systemInput.value = state.session.system || "";
+  ui.temperatureInput.value = state.session.temperature ?? "";
+  ui.maxTokensInput.value = state.session.maxTokens ?? "";
   ui.renameDialog.showModal();
   ui.renameInput.select();
 }
@@ -216,11 +235,13 @@ async function submitRename() {
   const title = ui.renameInput.value.trim();
   if (!title || !state.session) return;
   const system = ui.systemInput.value.trim() || null;
+  // Empty fields put the model entry's defaults back (null); the browser has checked the ranges.
+  const temperature = ui.temperatureInput.value === "" ? null : Number(ui.temperatureInput.value);
+  const maxTokens = ui.maxTokensInput.value === "" ? null : Number(ui.maxTokensInput.value);
   const session = await api(`/api/sessions/${encodeURIComponent(state.session.id)}`, {
-    method: "PATCH", body: { title, system_prompt: system },
+    method: "PATCH", body: { title, system_prompt: system, temperature, max_tokens: maxTokens },
   });
-  state.session.title = session.title;
-  state.session.system = session.system_prompt;
+  Object.assign(state.session, sessionState(session));
   showHeader();
   const item = ui.sessions.querySelector(`button.session[data-id="${CSS.escape(session.id)}"] .session-name`);
   if (item) item.textContent = session.title;
@@ -359,12 +380,15 @@ function onFrame(frame) {
       status: frame.status, model: frame.model, usage: frame.usage, latency_ms: frame.latency_ms,
       error: frame.status === "incomplete" ? "cancelled" : null,
     });
+    // A regeneration stopped before any text kept the previous answer: show it again.
+    if (turn.regenerating && frame.replaced_message_id == null) turn.failed = true;
     endTurn();
   } else if (frame.type === "error") {
     const message = frame.message || (frame.error && frame.error.message) || "Something went wrong.";
     notify(message);
     if (turn) {
       setMeta(turn.bubble, { status: "incomplete", error: frame.code || "error" });
+      turn.failed = frame.message_id == null; // nothing stored for this turn
       endTurn();
     }
   }
@@ -388,14 +412,24 @@ function onClose(event) {
 function setStreaming(on) {
   ui.send.hidden = on;
   ui.stop.hidden = !on;
+  if (on) ui.regenerate.hidden = true;
   ui.input.disabled = on;
   ui.newChat.disabled = on;
 }
 
 function endTurn() {
+  const turn = state.turn;
   state.turn = null;
   setStreaming(false);
+  showRegenerate();
   ui.input.focus();
+  // A regeneration that failed before storing anything left the previous answer in place: show it.
+  if (turn && turn.regenerating && turn.failed && state.session) {
+    const said = ui.notice.hidden ? "" : ui.notice.textContent;
+    openSession(state.session.id)
+      .then(() => { if (said) notify(`${said} The previous answer is kept.`); })
+      .catch(() => {});
+  }
 }
 
 async function send(text) {
@@ -404,7 +438,7 @@ async function send(text) {
     const session = await api("/api/sessions", {
       method: "POST", body: { model: ui.model.value || null, title: plainTitle(text) || null },
     });
-    state.session = { id: session.id, model: session.model, title: session.title };
+    state.session = sessionState(session);
     history.pushState(null, "", `#/c/${encodeURIComponent(session.id)}`);
     showHeader();
     ui.model.disabled = true;
@@ -424,6 +458,27 @@ async function send(text) {
   } catch (error) {
     notify(error.message);
     setMeta(answer, { status: "incomplete", error: "disconnected" });
+    endTurn();
+  }
+}
+
+// The last answer again: its bubble gives way to the new one, which the server stores in its place.
+async function regenerate() {
+  if (!state.session || state.turn) return;
+  notify("");
+  const last = ui.messages.lastElementChild;
+  if (!last || !last.classList.contains("assistant")) return;
+  const answer = bubble("assistant", "", { status: "streaming" });
+  last.replaceWith(answer);
+  scrollDown();
+  state.turn = { bubble: answer, text: "", scheduled: false, regenerating: true };
+  setStreaming(true);
+  try {
+    const ws = await socketFor(state.session.id);
+    ws.send(JSON.stringify({ type: "regenerate" }));
+  } catch (error) {
+    notify(error.message);
+    state.turn.failed = true;
     endTurn();
   }
 }
@@ -448,6 +503,7 @@ ui.input.addEventListener("keydown", (event) => {
   }
 });
 ui.stop.addEventListener("click", stop);
+ui.regenerate.addEventListener("click", () => { regenerate().catch((e) => notify(e.message)); });
 ui.newChat.addEventListener("click", () => go(null));
 ui.more.addEventListener("click", () => loadSessions(true).catch((e) => notify(e.message)));
 // On a phone the conversation list slides over the chat, with a backdrop and a close button.
