@@ -49,12 +49,22 @@ def warm_up(uri: str | None, experiment: str = DEFAULT_EXPERIMENT) -> None:
 
     def work() -> None:
         with contextlib.suppress(Exception):
-            mlflow = _mlflow()
-            mlflow.set_tracking_uri(tracking_uri(uri))
-            mlflow.set_experiment(experiment)
+            _use(_mlflow(), tracking_uri(uri), experiment)
 
     _warming = threading.Thread(target=work, name="slipway-mlflow-warm-up", daemon=True)
     _warming.start()
+
+
+def _use(mlflow: Any, uri: str, experiment: str) -> None:
+    """Point MLflow at `uri` and `experiment`. An experiment new to a local SQLite store keeps its
+    artifacts beside the database (`<dir>/mlruns`), not in whatever directory the command ran from:
+    MLflow's default for such a store is `./mlruns`, which scattered runs over working directories."""
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+        with contextlib.suppress(Exception):  # created meanwhile by another process: use that one
+            mlflow.create_experiment(experiment, artifact_location=artifacts)
+    mlflow.set_experiment(experiment)
 
 
 def _warmed() -> None:
@@ -158,8 +168,7 @@ def log_run(
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     target_uri = tracking_uri(uri)
-    mlflow.set_tracking_uri(target_uri)
-    mlflow.set_experiment(experiment)
+    _use(mlflow, target_uri, experiment)
     name = f"{kind}: {summary.get('model') or summary.get('target')} on {summary.get('dataset') or 'predictions'}"
     active = mlflow.start_run(run_name=name)
     status = "FAILED"  # unless everything below is logged and every gate passed
@@ -251,8 +260,7 @@ def log_compare(
     _warmed()
     mlflow = _mlflow()
     target_uri = tracking_uri(uri)
-    mlflow.set_tracking_uri(target_uri)
-    mlflow.set_experiment(experiment)
+    _use(mlflow, target_uri, experiment)
     runs = {side: logged_run(d) for side, d in (("a", dir_a), ("b", dir_b))}
     with mlflow.start_run(run_name=f"compare: {Path(dir_b).name} against {Path(dir_a).name}") as active:
         params: dict[str, Any] = {"kind": "compare", "shared_cases": result["n"], "git_commit": git_commit()}

@@ -178,8 +178,10 @@ def test_the_embedded_model_as_judge_always_gives_a_grade(tmp_path: Path) -> Non
     }
 
 
-def test_the_judge_as_an_mlflow_scorer(stand_in: StandInJudge, tmp_path: Path) -> None:
+def test_the_judge_as_an_mlflow_scorer(stand_in: StandInJudge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
+
+    monkeypatch.chdir(tmp_path)  # MLflow writes each case's trace under ./mlruns: not in the checkout
 
     from eval.mlflow import scorers
 

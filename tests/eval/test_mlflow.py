@@ -128,6 +128,24 @@ def test_score_run_and_compare_are_logged_and_read_back(mlflow_server: str, tmp_
     assert {"compare.json", "report.html"} <= artifact_names(c, cmp_run.info.run_id)
 
 
+def test_a_local_store_keeps_its_artifacts_beside_it(tmp_path: Path) -> None:
+    """`score --mlflow-uri sqlite:///<dir>/mlflow.db` run from another directory: the run's files go to
+    <dir>/mlruns, and nothing is written where the command ran (MLflow's default is ./mlruns)."""
+    from mlflow.tracking import MlflowClient
+
+    store_dir, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    store_dir.mkdir()
+    elsewhere.mkdir()
+    preds = predictions(tmp_path / "preds.jsonl")
+    uri = f"sqlite:///{store_dir}/mlflow.db"
+    done = eval_cli("score", str(preds), "--out", str(tmp_path / "run"), "--mlflow-uri", uri, cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads((tmp_path / "run" / "mlflow.json").read_text())["run_id"]
+    run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert run.info.artifact_uri.startswith((store_dir / "mlruns").as_uri()), run.info.artifact_uri
+    assert (store_dir / "mlruns").is_dir() and list(elsewhere.iterdir()) == []
+
+
 def test_a_run_on_the_embedded_model_is_logged_with_its_parameters(mlflow_server: str, tmp_path: Path) -> None:
     done = eval_cli(
         "run", str(SAMPLE), "--target", "local", "--limit", "3", "--max-tokens", "16", "--seed", "7",
