@@ -426,3 +426,46 @@ def test_first_load_is_light(chromium: Any, server: SlipwayServer) -> None:
         assert any(url.endswith("/static/app.js") for url in sizes)
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlipwayServer]:
+    """A Slipway holding 1,000 conversations (the embedded model: nothing is generated here)."""
+    from bench.web_render import seed
+
+    tmp = tmp_path_factory.mktemp("crowded")
+    with SlipwayServer(env={"SLIPWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'crowded.db'}"}) as server:
+        seed(server.url, 1000)
+        yield server
+
+
+def test_a_thousand_conversations_load_page_by_page_and_render(chromium: Any, crowded: SlipwayServer) -> None:
+    """All 1,000 reachable through "More" (20 a page, newest first, none twice), then the render of the
+    whole list measured in the browser by bench/web_render.py (printed, never asserted: shared machine)."""
+    from bench.web_render import measure, report
+
+    page = chromium.new_page()
+    try:
+        page.goto(crowded.url + "/")
+        page.wait_for_function("() => document.querySelectorAll('#sessions button.session').length === 20")
+        shown = 20
+        while page.locator("#more-sessions").is_visible():
+            page.click("#more-sessions")
+            page.wait_for_function(
+                "n => document.querySelectorAll('#sessions button.session').length > n", arg=shown, timeout=30_000
+            )
+            shown = page.locator("#sessions button.session").count()
+        ids = page.eval_on_selector_all("#sessions button.session", "els => els.map(e => e.dataset.id)")
+        assert len(ids) == len(set(ids)) == 1000
+        titles = page.locator("#sessions .session-name").all_text_contents()  # off-screen items are not laid out: no innerText
+        assert titles[0].startswith("Conversation 999:") and titles[-1].startswith("Conversation 0:")
+        page.locator("#sessions button.session").nth(500).hover()
+        assert page.locator("#sessions button.session").nth(500).get_attribute("title"), "the tooltip, on first hover"
+        page.locator("#sessions button.session").nth(500).click()
+        page.wait_for_function("() => location.hash.startsWith('#/c/')")
+        assert page.url.endswith(f"#/c/{ids[500]}")
+        result = measure(page, 1000, 5)
+        print("\n" + report(result))
+        assert result["conversations"] == result["rendered"] == 1000
+    finally:
+        page.close()

@@ -6,6 +6,7 @@
 
 import { api, askForKey, currentKey, onKey } from "./api.js";
 import { render } from "./markdown.js";
+import { openOnClick, sessionItem, sessionItems } from "./sessions.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -42,14 +43,6 @@ export function plainTitle(text) {
     .replace(/\s+/g, " ")
     .trim()
     .slice(0, 60);
-}
-
-function when(iso) {
-  const date = new Date(iso);
-  const today = new Date().toDateString() === date.toDateString();
-  return today
-    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : date.toLocaleDateString([], { month: "short", day: "numeric" });
 }
 
 // -- notices -----------------------------------------------------------------------------------
@@ -92,32 +85,13 @@ async function loadSessions(more = false) {
   if (state.search) params.set("q", state.search);
   const page = await api(`/api/sessions?${params}`);
   if (!more) ui.sessions.replaceChildren();
-  page.data.forEach((s) => ui.sessions.append(sessionItem(s)));
+  ui.sessions.append(sessionItems(page.data));
   state.lastId = page.last_id;
   ui.more.hidden = !page.has_more;
   const none = !more && page.data.length === 0;
   ui.noSessions.hidden = !none;
   ui.noSessions.textContent = state.search ? `No conversation mentions “${state.search}”.` : "No conversations yet.";
   markCurrent();
-}
-
-function sessionItem(session) {
-  const li = document.createElement("li");
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "session";
-  button.dataset.id = session.id;
-  const title = document.createElement("span");
-  title.className = "session-name";
-  title.textContent = session.title || "Untitled";
-  const time = document.createElement("time");
-  time.dateTime = session.updated_at;
-  time.textContent = when(session.updated_at);
-  button.append(title, time);
-  button.title = `${session.model || "default model"} · ${new Date(session.updated_at).toLocaleString()}`;
-  button.addEventListener("click", () => go(session.id));
-  li.append(button);
-  return li;
 }
 
 // -- the address: one per conversation (#/c/<id>), so reload, back and forward work --------------
@@ -503,6 +477,7 @@ ui.input.addEventListener("keydown", (event) => {
   }
 });
 ui.stop.addEventListener("click", stop);
+openOnClick(ui.sessions, go);
 ui.regenerate.addEventListener("click", () => { regenerate().catch((e) => notify(e.message)); });
 ui.newChat.addEventListener("click", () => go(null));
 ui.more.addEventListener("click", () => loadSessions(true).catch((e) => notify(e.message)));
