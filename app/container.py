@@ -27,6 +27,7 @@ from app.observability.tracing import Tracing, build_tracing
 from app.providers.registry import ModelRegistry
 from app.services.completions import Completions
 from app.services.embeddings import Embeddings
+from app.services.eval_mlflow import MlflowRuns
 from app.services.eval_runs import EvalRuns
 from app.services.generation import Generator
 from app.services.hooks import ObservedHooks
@@ -103,7 +104,12 @@ class Services:
             storage=storage,
             responses=Responses(completions, storage.db, gate=storage.ensure_schema),
             sessions=SessionService(storage.db, generator, settings, gate=storage.ensure_schema),
-            eval_runs=EvalRuns(settings.eval_runs_dir),
+            eval_runs=EvalRuns(
+                settings.eval_runs_dir,
+                MlflowRuns(settings.eval_mlflow_uri, settings.eval_mlflow_experiment)
+                if settings.eval_mlflow_uri
+                else None,
+            ),
             keyring=keyring,
             limiter=limiter,
             tracing=build_tracing(settings.otlp_endpoint, version=VERSION),

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
 
     # Evaluation runs the web page shows (read-only): a folder of `python -m eval` run directories.
     eval_runs_dir: Path | None = None
+    # ...and the runs `python -m eval --mlflow-uri` logged to this MLflow tracking server (http(s)://),
+    # in this experiment.
+    eval_mlflow_uri: str | None = None
+    eval_mlflow_experiment: str = "slipway-eval"
 
     # Observability
     otlp_endpoint: str | None = None

@@ -127,7 +127,7 @@ def test_the_api_lists_runs_and_compares_them_as_the_harness_does(server: Slipwa
 def test_without_a_runs_folder_the_api_says_so() -> None:
     with SlipwayServer() as plain:
         listed = httpx.get(plain.url + "/api/eval/runs").json()
-        assert listed == {"object": "list", "data": [], "configured": False}
+        assert listed == {"object": "list", "data": [], "configured": False, "mlflow": None}
         assert httpx.get(plain.url + "/api/eval/runs/x/report").status_code == 404
 
 

@@ -1,13 +1,15 @@
-"""GET /api/eval/runs (the runs under SLIPWAY_EVAL_RUNS_DIR, with their metrics and intervals),
+"""GET /api/eval/runs (the runs under SLIPWAY_EVAL_RUNS_DIR and on SLIPWAY_EVAL_MLFLOW_URI, with their
+metrics and intervals),
 GET /api/eval/runs/{id}/report (its report.html, as a download), GET /api/eval/compare?a=&b= (B minus A,
 paired bootstrap): read-only, behind the same auth as the rest of /api."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from app.api.deps import EvalRunsDep
 from app.api.routing import SlipwayRoute
@@ -17,7 +19,7 @@ router = APIRouter(prefix="/api/eval", tags=["evaluation"], route_class=SlipwayR
 
 @router.get("/runs")
 async def list_runs(runs: EvalRunsDep) -> dict[str, Any]:
-    return {"object": "list", "data": runs.list(), "configured": runs.root is not None}
+    return await runs.listing()
 
 
 @router.get(
@@ -28,8 +30,13 @@ async def list_runs(runs: EvalRunsDep) -> dict[str, Any]:
         404: {"description": "No such run, no report in it, or no runs folder configured."},
     },
 )
-async def run_report(run_id: str, runs: EvalRunsDep) -> FileResponse:
-    return FileResponse(runs.report(run_id), media_type="text/html", filename=f"{run_id}-report.html")
+async def run_report(run_id: str, runs: EvalRunsDep) -> Response:
+    report = await runs.report_bytes(run_id)
+    filename = f"{run_id}-report.html"
+    if isinstance(report, Path):
+        return FileResponse(report, media_type="text/html", filename=filename)
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(report, media_type="text/html", headers=disposition)
 
 
 @router.get(

@@ -37,7 +37,7 @@ function metricNames() {
 function showTable() {
   const names = metricNames();
   ui.head.replaceChildren(
-    ...["Run", "Dataset", "Target · model", "Started", "Cases"].map((h) => el("th", h, { scope: "col" })),
+    ...["Run", "From", "Dataset", "Target · model", "Started", "Cases"].map((h) => el("th", h, { scope: "col" })),
     ...names.map((m) => el("th", m, { scope: "col" })),
     el("th", "Report", { scope: "col" }),
   );
@@ -46,7 +46,8 @@ function showTable() {
       const tr = el("tr");
       tr.dataset.id = run.id;
       tr.append(
-        el("th", run.id, { scope: "row" }),
+        el("th", run.name || run.id, { scope: "row" }),
+        el("td", run.source === "mlflow" ? `MLflow${run.gate === "failed" ? " (gate failed)" : ""}` : "folder"),
         el("td", run.dataset || "–"),
         el("td", [run.target, run.model].filter(Boolean).join(" · ") || "–"),
         el("td", run.started ? new Date(run.started).toLocaleString() : "–"),
@@ -180,15 +181,17 @@ async function start() {
     runs = list.data;
     ui.none.hidden = runs.length > 0;
     ui.none.textContent = list.configured
-      ? "No runs yet: `python -m eval run ... --out <runs folder>/<name>` writes one."
-      : "No runs folder is configured: set SLIPWAY_EVAL_RUNS_DIR to where `python -m eval` writes its runs.";
+      ? "No runs yet: `python -m eval run ... --out <runs folder>/<name>` (or `--mlflow-uri`) writes one."
+      : "No runs folder is configured: set SLIPWAY_EVAL_RUNS_DIR to where `python -m eval` writes its runs "
+        + "(and SLIPWAY_EVAL_MLFLOW_URI to list the runs of an MLflow server).";
+    if (list.mlflow && list.mlflow.error) notify(list.mlflow.error);
     showTable();
     const datasets = [...new Set(runs.map((r) => r.dataset || ""))];
     ui.dataset.replaceChildren(...datasets.map((d) => el("option", d || "(unnamed)", { value: d })));
     const names = metricNames();
     ui.metric.replaceChildren(...names.map((m) => el("option", m, { value: m })));
     if (names.includes("meteor")) ui.metric.value = "meteor";
-    const options = () => runs.map((r) => el("option", r.id, { value: r.id }));
+    const options = () => runs.map((r) => el("option", r.name || r.id, { value: r.id }));
     ui.a.replaceChildren(...options());
     ui.b.replaceChildren(...options());
     if (runs.length > 1) ui.b.value = runs[runs.length - 1].id;
