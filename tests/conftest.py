@@ -49,6 +49,23 @@ def js_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A run that includes the container test starts building the image now, beside the other tests
+    (tests/deploy/image_build.py)."""
+    if any(item.get_closest_marker("docker") for item in session.items):
+        from tests.deploy.image_build import BUILD, missing_prerequisites
+
+        if not missing_prerequisites():
+            BUILD.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The build's engine stops with the run even when the container tests never ran (-x, -k)."""
+    from tests.deploy.image_build import BUILD
+
+    BUILD.stop()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[DRIFT_START] = len(DRIFT)

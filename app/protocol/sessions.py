@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from app.core.sampling import MaxTokens, Temperature
+from app.core.sampling import Temperature
+
+#: A conversation's stored max_tokens: bounded (a database INTEGER holds 2**31 - 1; no model answers
+#: a million tokens), so an absurd value is a 400, never the database's overflow.
+SessionMaxTokens = Annotated[int | None, Field(default=None, ge=1, le=1_000_000)]
 
 
 class SessionCreate(BaseModel):
@@ -17,7 +21,9 @@ class SessionCreate(BaseModel):
     system_prompt: str | None = Field(default=None, description="Replaces the model entry's system prompt.")
     title: str | None = Field(default=None, max_length=200)
     temperature: Temperature = Field(default=None, description="For every turn; default: the model entry's.")
-    max_tokens: MaxTokens = Field(default=None, description="Longest answer per turn; default: the model entry's.")
+    max_tokens: SessionMaxTokens = Field(
+        default=None, description="Longest answer per turn; default: the model entry's."
+    )
 
 
 class SessionUpdate(BaseModel):
@@ -29,7 +35,7 @@ class SessionUpdate(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     system_prompt: str | None = Field(default=None, description="Replaces the system prompt for the next turns.")
     temperature: Temperature = Field(default=None, description="For the next turns; null: the model entry's.")
-    max_tokens: MaxTokens = Field(
+    max_tokens: SessionMaxTokens = Field(
         default=None, description="Longest answer of the next turns; null: the model entry's."
     )
 

@@ -12,34 +12,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.deploy.docker_engine import DockerEngine, EngineError, cache_root, ensure_base_image
-from tests.deploy.tools import ROOT
+from tests.deploy.docker_engine import DockerEngine, EngineError
+from tests.deploy.image_build import ARTIFACTS, BUILD, missing_prerequisites
 
-# The timeout covers the module fixtures too: debootstrap (about 1 min) and the build (2-4 min here).
+# The timeout covers the module fixtures too: waiting for the background build (image_build.py).
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(2400)]
 
 READY_TIMEOUT_S = 300.0
-BUILD_TIMEOUT_S = 2400.0
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-def missing_prerequisites() -> list[str]:
-    missing = [name for name in ("dockerd", "debootstrap", "tar") if shutil.which(name) is None]
-    if shutil.which("docker") is None:
-        missing.append("docker (CLI)")
-    if os.geteuid() != 0:
-        missing.append("root (dockerd and debootstrap need it)")
-    return missing
 
 
 def free_port() -> int:
@@ -48,16 +35,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wheel_dir() -> Path:
-    return Path(os.environ.get("SLIPWAY_WHEEL_DIR") or cache_root() / "wheels")
-
-
 @pytest.fixture(scope="module")
 def timings() -> Iterator[dict[str, float]]:
-    values: dict[str, float] = {}
+    values: dict[str, float] = BUILD.timings
     started = time.monotonic()
     yield values
-    values["total_s"] = time.monotonic() - started
+    values["tests_s"] = time.monotonic() - started
     ARTIFACTS.mkdir(exist_ok=True)
     rounded = {k: round(v, 1) for k, v in values.items()}
     (ARTIFACTS / "container-smoke.json").write_text(json.dumps(rounded, indent=2) + "\n")
@@ -66,64 +49,40 @@ def timings() -> Iterator[dict[str, float]]:
 
 @pytest.fixture(scope="module")
 def engine(timings: dict[str, float]) -> Iterator[DockerEngine]:
+    """The private dockerd the background build started (image_build.py); stopped after these tests."""
     missing = missing_prerequisites()
     if missing:
         message = f"container smoke test needs: {', '.join(missing)} (bash scripts/bootstrap.sh dev installs them)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    persistent = os.environ.get("SLIPWAY_DOCKER_CACHE", "1") != "0"
-    eng = DockerEngine(cache_root() / "docker" if persistent else None)
-    started = time.monotonic()
     try:
-        eng.start()
-        timings["engine_start_s"] = time.monotonic() - started
-        yield eng
+        yield BUILD.wait_engine()
     finally:
-        started = time.monotonic()
-        leftovers = eng.stop()
-        timings["engine_stop_s"] = time.monotonic() - started
-        assert not leftovers, f"processes left after stopping dockerd: {leftovers}"
-        assert not eng.run_dir.exists()
+        if BUILD.engine is not None:
+            run_dir = BUILD.engine.run_dir
+            started = time.monotonic()
+            leftovers = BUILD.stop()
+            timings["engine_stop_s"] = time.monotonic() - started
+            assert not leftovers, f"processes left after stopping dockerd: {leftovers}"
+            assert not run_dir.exists()
 
 
 @pytest.fixture(scope="module")
 def image(engine: DockerEngine, timings: dict[str, float]) -> Iterator[str]:
-    """The project's image, built from the repository with the real Dockerfile; removed afterwards."""
-    ensure_base_image(engine, timings)
-    before = set(engine.images())
-    tag = f"slipway-smoke:{uuid.uuid4().hex[:8]}"
-    context_wheels = ROOT / "wheels"
-    made_folder = not context_wheels.exists()
-    context_wheels.mkdir(exist_ok=True)
-    copied = []
-    for wheel in sorted(wheel_dir().glob("llama_cpp_python-*.whl")):
-        if not (context_wheels / wheel.name).exists():
-            shutil.copy2(wheel, context_wheels / wheel.name)
-            copied.append(context_wheels / wheel.name)
-    log = engine.run_dir / "build.log"
-    started = time.monotonic()
+    """The project's image, built from the repository with the real Dockerfile (in the background
+    since collection, see image_build.py); removed afterwards."""
+    tag = BUILD.wait_image()
     try:
-        code = engine.docker_to_file(["build", "--network", "host", "-t", tag, str(ROOT)], log, BUILD_TIMEOUT_S)
-        timings["build_s"] = time.monotonic() - started
-        build_output = log.read_text(errors="replace")
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "container-build.log").write_text(build_output)
-        assert code == 0, f"docker build failed ({code}):\n{build_output[-6000:]}"
-        timings["used_prebuilt_wheel"] = float("using the pre-built wheel" in build_output)
         yield tag
     finally:
-        for path in copied:
-            path.unlink(missing_ok=True)
-        if made_folder and not any(context_wheels.iterdir()):
-            context_wheels.rmdir()
         started = time.monotonic()
         for container in engine.containers():
             engine.docker("rm", "-f", container, check=False)
         engine.docker("rmi", "-f", tag, check=False)
         engine.docker("image", "prune", "-f", check=False)
         timings["cleanup_s"] = time.monotonic() - started
-        left = set(engine.images()) - before
+        left = set(engine.images()) - BUILD.images_before
         assert not left, f"images left behind: {left}"
 
 
@@ -203,16 +162,17 @@ def test_image_serves_a_chat_completion(engine: DockerEngine, image: str, timing
     # The image migrated its database at start-up: a conversation turn is stored and read back.
     auth = {"Authorization": f"Bearer {key}"}
     sid = httpx.post(f"{url}/api/sessions", json={"title": "smoke"}, headers=auth, timeout=30).json()["id"]
-    turn = httpx.post(
-        f"{url}/api/sessions/{sid}/messages", json={"content": "Say hello."}, headers=auth, timeout=120
-    )
+    turn = httpx.post(f"{url}/api/sessions/{sid}/messages", json={"content": "Say hello."}, headers=auth, timeout=120)
     assert turn.status_code == 200 and turn.json()["status"] == "complete", turn.text
     stored = httpx.get(f"{url}/api/sessions/{sid}", headers=auth, timeout=30).json()["messages"]
     assert [m["role"] for m in stored] == ["user", "assistant"]
 
     # METEOR works offline inside the image as its non-root user (WordNet was installed at build time).
     meteor = engine.docker(
-        "exec", name, "python", "-c",
+        "exec",
+        name,
+        "python",
+        "-c",
         "from nltk.corpus import wordnet; from nltk.translate.meteor_score import meteor_score; "
         "print(len(wordnet.synsets('quick')), round(meteor_score([['a', 'fast', 'car']], ['a', 'quick', 'car']), 4))",
     ).stdout.split()

@@ -146,10 +146,11 @@ def test_a_judge_with_known_grades_is_aggregated_cached_and_reported(stand_in: S
 
 @pytest.mark.slow
 def test_the_embedded_model_as_judge_always_gives_a_grade(tmp_path: Path) -> None:
-    """All 60 sample cases (QA ones with their context): every reply is a grade the first time."""
+    """Every third sample case, 20 of the 60: every reply is a grade the
+    first time. (20, not 60: CI's time; `python -m bench.judge_speed` grades all 60.)"""
     from eval import load_dataset
 
-    sample = load_dataset(ROOT / "eval" / "datasets" / "sample.jsonl")
+    sample = load_dataset(ROOT / "eval" / "datasets" / "sample.jsonl")[::3]
     preds = write(
         tmp_path / "preds.jsonl",
         [
@@ -167,7 +168,7 @@ def test_the_embedded_model_as_judge_always_gives_a_grade(tmp_path: Path) -> Non
         assert 1 <= row["judge"]["score"] <= 5 and row["judge"]["rationale"]
         assert row["judge"]["attempts"] == 1, "the grammar-constrained reply parses the first time"
     grade = json.loads((tmp_path / "a/summary.json").read_text())["metrics"]["judge"]
-    assert grade["graded"] == 60 and grade["not_graded"] == 0
+    assert grade["graded"] == 20 and grade["not_graded"] == 0
     assert grade["ci_low"] <= grade["value"] <= grade["ci_high"]
     assert "local (smollm2)" in grade["judge"]
     again = cli(*args, "--out", str(tmp_path / "b"))

@@ -192,8 +192,8 @@ def test_mlflow_genai_evaluate_with_slipways_scorers_agrees_with_eval_score(
         per_case = [row["metrics"][name] for row in ours.rows]
         assert result.metrics[f"{name}/mean"] == pytest.approx(sum(per_case) / len(per_case), abs=1e-9), name
         assert result.metrics[f"{name}/mean"] != pytest.approx(ours.values[name]), "corpus and mean differ here"
-    # A second evaluation on half the cases aggregates its own cases only.
-    half = score(preds[:30])
-    again = mlflow.genai.evaluate(data=data[:30], scorers=[scorers.bleu, scorers.chrf])
+    # A second evaluation on a few of the cases aggregates its own cases only.
+    half = score(preds[:8])
+    again = mlflow.genai.evaluate(data=data[:8], scorers=[scorers.bleu, scorers.chrf])
     for name in ("bleu", "chrf"):
         assert again.metrics[f"{name}/corpus"] == pytest.approx(half.values[name], abs=1e-9), name

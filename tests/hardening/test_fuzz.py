@@ -6,6 +6,10 @@ Checks left out on purpose: `negative_data_rejection` (pydantic's lax mode turns
 a boolean field, which the check counts as accepting invalid data) and `positive_data_acceptance`
 (schema-valid bodies that name a model that does not exist get a correct 404).
 Examples are bounded (`-n`) and the seed fixed so the run takes a minute or two and can be replayed.
+Without a key only the coverage phase runs (2,700 cases: every operation with boundary and invalid
+values, each of which must get a conforming 401): the fuzzing and stateful phases add nothing there,
+every answer being the same refusal, and took 7 minutes of CI (hypothesis generating 950 cases to
+reach no new code).
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlipwayServer]:
         yield s
 
 
-def schemathesis(server: SlipwayServer, tmp: Path, checks: list[str], headers: list[str]) -> tuple[int, str]:
+def schemathesis(
+    server: SlipwayServer, tmp: Path, checks: list[str], headers: list[str], phases: str
+) -> tuple[int, str]:
     config = tmp / "schemathesis.toml"
     config.write_text(CONFIG)
     cmd = [
@@ -73,6 +79,8 @@ def schemathesis(server: SlipwayServer, tmp: Path, checks: list[str], headers: l
         "--no-shrink",
         "--request-timeout",
         "120",
+        "--phases",
+        phases,
         *headers,
     ]
     done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=900, check=False)
@@ -91,7 +99,8 @@ def test_every_operation_conforms_and_never_5xx(server: SlipwayServer, tmp_path:
     headers = ["-H", f"Authorization: Bearer {KEY}"] if with_key else []
     checks = [*CHECKS, "ignored_auth"] if with_key else CHECKS
     before = len(access_log(server))
-    code, output = schemathesis(server, tmp_path, checks, headers)
+    phases = "examples,coverage,fuzzing,stateful" if with_key else "coverage"
+    code, output = schemathesis(server, tmp_path, checks, headers, phases)
     summary = output[output.find("SUMMARY") :] if "SUMMARY" in output else output[-3000:]
     print(summary)
     assert code == 0, output[-8000:]

@@ -124,11 +124,17 @@ def test_per_conversation_temperature_and_max_tokens(server: SlipwayServer, echo
     sent = echo.requests_for("recall")[-1]
     assert "temperature" not in sent and 7 in (sent.get("max_tokens"), sent.get("max_completion_tokens")), sent
 
-    for body, param in [({"temperature": 2.5}, "temperature"), ({"max_tokens": 0}, "max_tokens")]:
+    bad = [
+        ({"temperature": 2.5}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": 10**30}, "max_tokens"),
+    ]
+    for body, param in bad:
         r = httpx.patch(f"{server.url}/api/sessions/{sid}", json=body)
         assert r.status_code == 400 and param in (error_of(r)["param"] or ""), (body, r.text)
-    r = httpx.post(server.url + "/api/sessions", json={"temperature": -1})
-    assert r.status_code == 400 and "temperature" in (error_of(r)["param"] or "")
+    for body, param in [({"temperature": -1}, "temperature"), ({"max_tokens": 2**63}, "max_tokens")]:
+        r = httpx.post(server.url + "/api/sessions", json=body)  # never the database's integer overflow
+        assert r.status_code == 400 and param in (error_of(r)["param"] or ""), r.text
     stored = httpx.get(f"{server.url}/api/sessions/{sid}").json()
     assert (stored["temperature"], stored["max_tokens"]) == (None, 7), "refusals changed nothing"
 
