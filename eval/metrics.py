@@ -21,7 +21,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -241,17 +240,9 @@ def score_batch(
     size = -(-len(predictions) // workers)
     spans = [(i, i + size) for i in range(0, len(predictions), size)]
     batch = Batch()
-    with (
-        warnings.catch_warnings(),
-        ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("fork"), initializer=_own_wordnet_files
-        ) as pool,
-    ):
-        # Python 3.12+ warns on every fork of a process with threads (--mlflow's warm-up is one); the
-        # children import nothing, which is the hazard the warning is about.
-        warnings.filterwarnings(
-            "ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning
-        )
+    with ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_own_wordnet_files
+    ) as pool:
         futures = [pool.submit(_score_chunk, predictions[a:b], references[a:b]) for a, b in spans]
         for future in futures:
             batch.extend(future.result())

@@ -16,7 +16,6 @@ import contextlib
 import importlib.metadata
 import json
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +32,6 @@ def _mlflow() -> Any:
     return mlflow
 
 
-_warming: threading.Thread | None = None
-
-
-def warm_up(uri: str | None, experiment: str = DEFAULT_EXPERIMENT) -> None:
-    """Import MLflow and open the store in a background thread while the evaluation scores.
-
-    Why: on a local SQLite store these two cost ~1.7 s (the import 0.95 s, the store's schema check
-    0.72 s) against 0.17 s for the writes, and `--mlflow` must not add more than 2 s to a run. The
-    scorers' forked children import nothing after the fork (eval.metrics.score_batch warms them up
-    first), so the thread cannot leave them waiting on an import lock. Errors are left for `log_run`,
-    which repeats these steps and reports them where the command reports everything else.
-    """
-    global _warming
-
-    def work() -> None:
-        with contextlib.suppress(Exception):
-            _use(_mlflow(), tracking_uri(uri), experiment)
-
-    _warming = threading.Thread(target=work, name="slipway-mlflow-warm-up", daemon=True)
-    _warming.start()
-
-
 def _use(mlflow: Any, uri: str, experiment: str) -> None:
     """Point MLflow at `uri` and `experiment`. An experiment new to a local SQLite store keeps its
     artifacts beside the database (`<dir>/mlruns`), not in whatever directory the command ran from:
@@ -65,11 +42,6 @@ def _use(mlflow: Any, uri: str, experiment: str) -> None:
         with contextlib.suppress(Exception):  # created meanwhile by another process: use that one
             mlflow.create_experiment(experiment, artifact_location=artifacts)
     mlflow.set_experiment(experiment)
-
-
-def _warmed() -> None:
-    if _warming is not None:
-        _warming.join()
 
 
 def tracking_uri(uri: str | None) -> str:
@@ -162,7 +134,6 @@ def log_run(
     dataset_path: str | Path | None = None,
 ) -> str:
     """Log a run directory as one MLflow run; returns its id (also written to `mlflow.json` there)."""
-    _warmed()
     mlflow = _mlflow()
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -257,7 +228,6 @@ def log_compare(
 ) -> str:
     """One run for a comparison: the paired test's figures per metric, linked to both runs (their ids as
     tags and params when they were logged; the directories otherwise)."""
-    _warmed()
     mlflow = _mlflow()
     target_uri = tracking_uri(uri)
     _use(mlflow, target_uri, experiment)
