@@ -3,8 +3,10 @@ to build the list's items and lay them out (script, style and layout; painting i
 median of several rounds, against two baselines in the same run: the first page of 20 (what a first
 load renders) and a bare list of 1,000 `<li>` titles (what the DOM costs with nothing of Slipway's).
 
-The budget: one 60 Hz frame, 16.7 ms, for all 1,000 at once (the page itself renders 20 per page, so
-this is the worst case, reached after "More" was pressed 49 times).
+The budgets: a page of the list (the 20 items one press of
+"More" adds) within one 60 Hz frame, 16.7 ms; all 1,000 at once (the worst case, reached after "More"
+was pressed 49 times) without a long task, under 50 ms (the W3C Long Tasks threshold, and RAIL's
+budget for answering an input).
 
     .venv/bin/python -m bench.web_render [--conversations 1000] [--rounds 15]
 """
@@ -20,6 +22,7 @@ from typing import Any
 import httpx
 
 FRAME_MS = 1000 / 60
+LONG_TASK_MS = 50.0
 
 #: Runs in the page (an arrow function: the page's CSP forbids eval). Fetches every conversation
 #: through the API first (not timed), then times each way of rendering them into the page's own list.
@@ -81,8 +84,9 @@ def seed(url: str, count: int) -> None:
 def measure(page: Any, conversations: int, rounds: int) -> dict[str, Any]:
     """In a page of Slipway already open: the figures, with the ratios and the budget's verdict."""
     result: dict[str, Any] = page.evaluate(MEASURE, {"n": conversations, "rounds": rounds})
-    result["budget_ms"] = round(FRAME_MS, 1)
-    result["within_budget"] = result["all_ms"] <= FRAME_MS
+    result["page_budget_ms"] = round(FRAME_MS, 1)
+    result["all_budget_ms"] = LONG_TASK_MS
+    result["within_budget"] = result["first_page_ms"] <= FRAME_MS and result["all_ms"] <= LONG_TASK_MS
     result["ratio_to_bare"] = result["all_ms"] / result["bare_ms"] if result["bare_ms"] else None
     result["ratio_to_first_page"] = result["all_ms"] / result["first_page_ms"] if result["first_page_ms"] else None
     return result
@@ -90,10 +94,10 @@ def measure(page: Any, conversations: int, rounds: int) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     return (
-        f"{result['conversations']} conversations: {result['all_ms']:.1f} ms to build and lay out "
-        f"(budget {result['budget_ms']} ms: {'met' if result['within_budget'] else 'NOT met'}); "
-        f"first page of 20 {result['first_page_ms']:.2f} ms; bare <li> list of the same titles "
-        f"{result['bare_ms']:.1f} ms (x{result['ratio_to_bare']:.2f})"
+        f"{result['conversations']} conversations: {result['all_ms']:.1f} ms to build and lay out all "
+        f"(budget {result['all_budget_ms']:.0f} ms), a page of 20 {result['first_page_ms']:.2f} ms (budget "
+        f"{result['page_budget_ms']} ms): {'met' if result['within_budget'] else 'NOT met'}; a bare <li> list "
+        f"of the same titles {result['bare_ms']:.1f} ms (all x{result['ratio_to_bare']:.2f} of it)"
     )
 
 
