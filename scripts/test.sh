@@ -23,7 +23,7 @@ fi
 "$VENV/bin/mypy"
 "$VENV/bin/lint-imports" --no-cache
 set +e
-"$VENV/bin/python" -m pytest -p no:cacheprovider -ra ${args[@]+"${args[@]}"}
+"$VENV/bin/python" -m pytest -p no:cacheprovider -ra --durations=25 ${args[@]+"${args[@]}"}
 rc=$?
 set -e
 if [ "$LATEST" = 1 ] && [ "$rc" != 0 ]; then
