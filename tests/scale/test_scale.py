@@ -137,9 +137,15 @@ def test_limits_fall_back_to_a_share_while_redis_is_cut(cluster: Cluster, figure
         "without_shares_would_be_up_to": round(3 * bucket_expectation(RPM, span(during))),
     }
     assert 0.9 <= ratio <= 1.05, figures["redis_cut"]
-    logs = cluster.logs()
-    assert logs.count("enforcing 1/3 of each limit locally") == 3, "each replica fell back to a third"
-    assert logs.count("is reachable again; limits are shared") == 3, "each replica went back to Redis"
+    # Each replica fell back to a third, then went back to Redis. Counted per replica, "at least once":
+    # a replica whose probe got through a moment before the cut was complete falls back a second time
+    # (seen once in CI: four fallbacks for three replicas, the limits held all the same).
+    for replica in cluster.replicas:
+        assert replica is not None
+        log = replica.log_text()
+        fell_back = log.rfind("enforcing 1/3 of each limit locally")
+        assert fell_back >= 0, "each replica fell back to a third"
+        assert log.find("is reachable again; limits are shared", fell_back) > fell_back, "and went back to Redis"
     # After the restore, the buckets in Redis are in use again.
     assert bucket_times(cluster) > -8
 
