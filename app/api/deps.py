@@ -43,6 +43,7 @@ def part(pick: Callable[[Services], T]) -> Any:
     async def dependency(services: ServicesDep) -> T:
         return pick(services)
 
+    dependency.pick = pick  # type: ignore[attr-defined]  # read by app.api.routing's direct handler
     return Depends(dependency)
 
 

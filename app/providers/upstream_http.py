@@ -10,6 +10,12 @@ servers that notice.
 
 Lines are split here rather than by aiohttp's `readline`, which refuses lines over its buffer limit: a
 data line carrying a long tool call or a schema-bound JSON answer must pass whatever its size.
+
+Proxies: HTTP(S)_PROXY, ALL_PROXY and NO_PROXY apply, as they did with httpx, read once per upstream URL
+when it is first used. aiohttp's own `trust_env=True` reads them (and ~/.netrc) again on every request,
+each read in a thread of the default executor: two thread hops per request, about 340 us of CPU and the
+largest single cost the gateway's profile showed after the framework (issue #18). ~/.netrc is not read:
+httpx stopped reading it by default in 0.24, and an upstream's key belongs in the models file.
 """
 
 from __future__ import annotations
@@ -17,6 +23,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
+
+#: What a request to an upstream URL goes through: (proxy, its credentials), or (None, None) direct.
+Route = tuple[URL | None, aiohttp.BasicAuth | None]
+
+
+def env_route(url: URL) -> Route:
+    """The proxy the environment names for `url` (NO_PROXY honoured), as aiohttp's `trust_env` finds it."""
+    try:
+        return get_env_proxy_for_url(url)
+    except LookupError:
+        return None, None
 
 
 class UpstreamClient:
@@ -25,17 +44,22 @@ class UpstreamClient:
     def __init__(self, *, read_timeout_s: float, connect_timeout_s: float) -> None:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._routes: dict[str, tuple[URL, Route]] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                trust_env=True,  # HTTP(S)_PROXY, as httpx did
-            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
+
+    def _route(self, url: str) -> tuple[URL, Route]:
+        """The URL parsed once, and its proxy from the environment, looked up once."""
+        found = self._routes.get(url)
+        if found is None:
+            parsed = URL(url)
+            found = self._routes[url] = (parsed, env_route(parsed))
+        return found
 
     async def lines(
         self,
@@ -46,7 +70,8 @@ class UpstreamClient:
     ) -> AsyncIterator[bytes]:
         """POST `body`; the answer's lines (without their line ends), or `error(status, body)` raised
         for an error status."""
-        async with self.session.post(url, data=body, headers=headers) as r:
+        target, (proxy, proxy_auth) = self._route(url)
+        async with self.session.post(target, data=body, headers=headers, proxy=proxy, proxy_auth=proxy_auth) as r:
             if r.status >= 400:
                 raise error(r.status, await r.read())
             rest = b""
