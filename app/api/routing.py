@@ -70,9 +70,7 @@ class TextOnlyRequest(Request):
         return self._json
 
 
-def direct_handler(
-    dependant: Dependant, body_model: Any, fallback: Handler, overrides: Any = None
-) -> Handler | None:
+def direct_handler(dependant: Dependant, body_model: Any, fallback: Handler, overrides: Any = None) -> Handler | None:
     """A handler calling the endpoint itself for a valid JSON body, or None when the route is not simple.
 
     Simple: no path, query, header or cookie parameters, one body parameter whose type is a pydantic
