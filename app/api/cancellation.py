@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -18,25 +17,29 @@ class ClientDisconnected(Exception):
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    task = asyncio.ensure_future(work)
+    """`work`, awaited in this task; a watcher task cancels it when the client's `http.disconnect`
+    arrives, and that becomes `ClientDisconnected`. One task per request beside the request's own
+    (rather than `work` in a task of its own raced with `asyncio.wait`: two tasks and a waiter per
+    request on the hot path; issue #18)."""
+    task = asyncio.current_task()
+    assert task is not None
+    left = False
 
-    async def wait_disconnect() -> None:
+    async def watch() -> None:
+        nonlocal left
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
+                left = True
+                task.cancel()
                 return
 
-    watcher = asyncio.ensure_future(wait_disconnect())
+    watcher = asyncio.ensure_future(watch())
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
-        watcher.cancel()
+        if left and task.uncancel() == 0:  # ours, not a shutdown's
+            raise ClientDisconnected from None
         raise
-    if task in done:
+    finally:
         watcher.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise ClientDisconnected

@@ -7,6 +7,7 @@ Why one object: every knob is typed, documented here, and overridable by `SLIPWA
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from functools import lru_cache
@@ -129,7 +130,10 @@ class Settings(BaseSettings):
         return value or None
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str) -> bool:
+    """Cached: the auth layer asks it of every request's Host header (`ipaddress` parses slowly);
+    bounded, since the header is the client's."""
     if host in {"localhost", "localhost.localdomain"}:
         return True
     try:

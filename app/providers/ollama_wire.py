@@ -129,38 +129,39 @@ class OllamaWire:
         calls = 0
         lines = self.http.lines(self.url, body, self.headers, _http_error)
         try:
-            async for line in lines:
-                if not line:
-                    continue
-                event = orjson.loads(line)
-                if "error" in event:
-                    raise OllamaHTTPError(500, str(event["error"]))
-                message = event.get("message") or {}
-                piece = Piece(text=message.get("content") or "")
-                tool_calls = message.get("tool_calls")
-                if tool_calls:  # Ollama names no call ids: each call gets one, as LangChain did
-                    piece.tool_calls = []
-                    for call in tool_calls:
-                        function = call.get("function") or {}
-                        piece.tool_calls.append(
-                            {
-                                "index": calls,
-                                "id": str(uuid.uuid4()),
-                                "type": "function",
-                                "function": {
-                                    "name": function.get("name") or "",
-                                    "arguments": orjson.dumps(function.get("arguments") or {}).decode(),
-                                },
-                            }
-                        )
-                        calls += 1
-                if event.get("done"):
-                    if event.get("done_reason") == "load" and not piece.text:
-                        continue  # the model was only loaded: no answer in this line
-                    piece.finish_reason = event.get("done_reason") or "stop"
-                    piece.prompt_tokens = event.get("prompt_eval_count")
-                    piece.completion_tokens = event.get("eval_count")
-                yield piece
+            async for batch in lines:
+                for line in batch:
+                    if not line:
+                        continue
+                    event = orjson.loads(line)
+                    if "error" in event:
+                        raise OllamaHTTPError(500, str(event["error"]))
+                    message = event.get("message") or {}
+                    piece = Piece(text=message.get("content") or "")
+                    tool_calls = message.get("tool_calls")
+                    if tool_calls:  # Ollama names no call ids: each call gets one, as LangChain did
+                        piece.tool_calls = []
+                        for call in tool_calls:
+                            function = call.get("function") or {}
+                            piece.tool_calls.append(
+                                {
+                                    "index": calls,
+                                    "id": str(uuid.uuid4()),
+                                    "type": "function",
+                                    "function": {
+                                        "name": function.get("name") or "",
+                                        "arguments": orjson.dumps(function.get("arguments") or {}).decode(),
+                                    },
+                                }
+                            )
+                            calls += 1
+                    if event.get("done"):
+                        if event.get("done_reason") == "load" and not piece.text:
+                            continue  # the model was only loaded: no answer in this line
+                        piece.finish_reason = event.get("done_reason") or "stop"
+                        piece.prompt_tokens = event.get("prompt_eval_count")
+                        piece.completion_tokens = event.get("eval_count")
+                    yield piece
         finally:
             await lines.aclose()  # type: ignore[attr-defined]  # closes the upstream connection early
 

@@ -139,31 +139,32 @@ class OpenAIWire:
         body = self.body(messages, params, output)
         lines = self.http.lines(self.url, body, self.headers, _http_error)
         try:
-            async for line in lines:
-                if not line.startswith(b"data:"):
-                    continue
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    break
-                event = orjson.loads(data)
-                if "error" in event:
-                    error = event["error"]
-                    status = error.get("code") if isinstance(error, dict) else None
-                    raise UpstreamHTTPError(status if isinstance(status, int) else 502, _error_message(data))
-                piece = Piece()
-                choices = event.get("choices")
-                if choices:
-                    choice = choices[0]
-                    delta = choice.get("delta") or {}
-                    piece.text = delta.get("content") or ""
-                    piece.tool_calls = delta.get("tool_calls") or None
-                    piece.logprobs = (choice.get("logprobs") or {}).get("content")
-                    piece.finish_reason = choice.get("finish_reason")
-                usage = event.get("usage")
-                if usage:
-                    piece.prompt_tokens = usage.get("prompt_tokens")
-                    piece.completion_tokens = usage.get("completion_tokens")
-                yield piece
+            async for batch in lines:
+                for line in batch:
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        return
+                    event = orjson.loads(data)
+                    if "error" in event:
+                        error = event["error"]
+                        status = error.get("code") if isinstance(error, dict) else None
+                        raise UpstreamHTTPError(status if isinstance(status, int) else 502, _error_message(data))
+                    piece = Piece()
+                    choices = event.get("choices")
+                    if choices:
+                        choice = choices[0]
+                        delta = choice.get("delta") or {}
+                        piece.text = delta.get("content") or ""
+                        piece.tool_calls = delta.get("tool_calls") or None
+                        piece.logprobs = (choice.get("logprobs") or {}).get("content")
+                        piece.finish_reason = choice.get("finish_reason")
+                    usage = event.get("usage")
+                    if usage:
+                        piece.prompt_tokens = usage.get("prompt_tokens")
+                        piece.completion_tokens = usage.get("completion_tokens")
+                    yield piece
         finally:
             await lines.aclose()  # type: ignore[attr-defined]  # closes the upstream connection early
 

@@ -67,9 +67,13 @@ class UpstreamClient:
         body: bytes,
         headers: dict[str, str],
         error: Callable[[int, bytes], Exception],
-    ) -> AsyncIterator[bytes]:
-        """POST `body`; the answer's lines (without their line ends), or `error(status, body)` raised
-        for an error status."""
+    ) -> AsyncIterator[list[bytes]]:
+        """POST `body`; the answer's lines (without their line ends) as each read from the network
+        completes them, a list per read, or `error(status, body)` raised for an error status.
+
+        A list per read rather than a line at a time: a generator hands over each item with a frame
+        switch, and an answer that arrives at once (a short one, or a non-streamed upstream's) is
+        dozens of lines in one or two reads."""
         target, (proxy, proxy_auth) = self._route(url)
         async with self.session.post(target, data=body, headers=headers, proxy=proxy, proxy_auth=proxy_auth) as r:
             if r.status >= 400:
@@ -80,10 +84,9 @@ class UpstreamClient:
                 if b"\n" not in chunk:
                     continue
                 *complete, rest = rest.split(b"\n")
-                for line in complete:
-                    yield line.rstrip(b"\r")
+                yield [line.rstrip(b"\r") for line in complete]
             if rest:
-                yield rest.rstrip(b"\r")
+                yield [rest.rstrip(b"\r")]
 
     async def aclose(self) -> None:
         if self._session is not None:

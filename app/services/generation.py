@@ -5,9 +5,9 @@ Every API (OpenAI-compatible, native sessions, WebSocket, chains) streams throug
 everywhere. Retries and fallbacks happen only before the first token: once text has reached a client,
 a failure ends the stream.
 
-The steps, in order (each a method below): reserve the key's tokens (`generate`), try each candidate
-model (`_candidates`), each attempt (`_attempts`) refused early by the model's preflight, run in a queue
-slot (`_in_slot`) reading the model's stream under its timeouts (`_read`).
+The steps, in order: reserve the key's tokens and try each candidate model (`generate`), each attempt
+(`_attempts`) refused early by the model's preflight, run in a queue slot reading the model's stream
+under its timeouts (`_in_slot`).
 """
 
 from __future__ import annotations
@@ -110,37 +110,33 @@ class Generator:
         worst_case = estimate_tokens(messages) + (params_for(primary, params).get("max_tokens") or RESERVE_MAX_TOKENS)
         reserved = await reserve_tokens(worst_case)
         try:
-            # Every nested generator is closed explicitly (`aclosing`): a client that leaves must free
-            # its queue slot now, not when the garbage collector finalizes an abandoned generator.
-            async with contextlib.aclosing(
-                self._candidates(primary, _Call(messages, params, output), time.perf_counter())
-            ) as events:
-                async for event in events:
-                    yield event
+            # The candidates: the primary model, then its fallbacks while the failure is the model's,
+            # not the request's. (In this generator rather than one of its own: every event passes
+            # through each generator layer, a frame switch apiece; issue #18.)
+            call = _Call(messages, params, output)
+            clock = _FirstToken(time.perf_counter())
+            candidates = [primary, *(self.registry.get(name) for name in primary.spec.fallbacks)]
+            last_error: APIError | None = None
+            for index, handle in enumerate(candidates):
+                if index:
+                    self.hooks.fallback(primary.name, handle.name)
+                try:
+                    # Every nested generator is closed explicitly (`aclosing`): a client that leaves must
+                    # free its queue slot now, not when the garbage collector finalizes it.
+                    async with contextlib.aclosing(self._attempts(handle, call, clock)) as events:
+                        async for event in events:
+                            if index and isinstance(event, Finished):
+                                event.fallback_from = primary.name
+                            yield event
+                    return
+                except _Failed as failed:
+                    last_error = failed.error
+                    if not _may_fall_back(last_error):
+                        break
+            assert last_error is not None
+            raise last_error
         finally:
             release_tokens(reserved)
-
-    async def _candidates(self, primary: ModelHandle, call: _Call, started: float) -> AsyncGenerator[Event, None]:
-        """The primary model, then its fallbacks while the failure is the model's, not the request's."""
-        candidates = [primary, *(self.registry.get(name) for name in primary.spec.fallbacks)]
-        clock = _FirstToken(started)
-        last_error: APIError | None = None
-        for index, handle in enumerate(candidates):
-            if index:
-                self.hooks.fallback(primary.name, handle.name)
-            try:
-                async with contextlib.aclosing(self._attempts(handle, call, clock)) as events:
-                    async for event in events:
-                        if isinstance(event, Finished) and index:
-                            event.fallback_from = primary.name
-                        yield event
-                return
-            except _Failed as failed:
-                last_error = failed.error
-                if not _may_fall_back(last_error):
-                    break
-        assert last_error is not None
-        raise last_error
 
     async def _attempts(self, handle: ModelHandle, call: _Call, clock: _FirstToken) -> AsyncGenerator[Event, None]:
         """One model, retried with backoff (`retries` in its entry) while the failure is retryable."""
@@ -173,66 +169,64 @@ class Generator:
                 await asyncio.sleep(delay)
 
     async def _in_slot(self, handle: ModelHandle, call: _Call, clock: _FirstToken) -> AsyncGenerator[Event, None]:
-        """One attempt in one of the model's queue slots; usage reported even when cut short."""
+        """One attempt in one of the model's queue slots: the model's stream read once under its
+        timeouts and closed whatever happens; usage reported even when cut short.
+
+        The slot and the read are one generator, not two, for the same reason as the candidates loop
+        in `generate()`: each layer costs a frame switch per event."""
         pieces, charged = 0, False
-        async with handle.slots.hold() as waited:
-            self.hooks.slot(handle.name, waited)
+        name = handle.name
+        async with handle.slots.hold() as slot_wait:
+            self.hooks.slot(name, slot_wait)
             self._check_stopping()
-            events = self._read(handle, call.messages, params_for(handle, call.params), call.output)
-            async with contextlib.aclosing(events):
+            try:
+                stream = _ready(handle).stream(call.messages, params_for(handle, call.params), call.output)
+                deadline = _Deadline(handle, self.settings)
+                timer = _Timer(deadline)
+                usage = Usage()
+                finish: str | None = None
+                perf, waited = time.perf_counter, self.hooks.waited  # the overhead header subtracts the waits
                 try:
-                    async for event in events:
-                        if isinstance(event, Finished):
-                            charged = True
-                            self.hooks.finished(event, empty=pieces == 0)
-                        else:
+                    while True:
+                        started = perf()
+                        try:
+                            piece = await timer.next(stream)
+                        except StopAsyncIteration:
+                            waited(name, perf() - started)
+                            break
+                        waited(name, perf() - started)
+                        if piece.prompt_tokens:
+                            usage.prompt_tokens += piece.prompt_tokens
+                        if piece.completion_tokens:
+                            usage.completion_tokens += piece.completion_tokens
+                        if piece.finish_reason is not None:
+                            finish = finish_reason(piece.finish_reason) or finish
+                        if piece.text or piece.tool_calls or piece.logprobs:
+                            if not deadline.first_token:
+                                deadline.got_token()
+                                timer.reschedule()
                             pieces += 1
                             self._check_stopping()
                             seconds = clock.first()
                             if seconds is not None:
-                                self.hooks.first_token(handle.name, seconds)
-                        yield event
+                                self.hooks.first_token(name, seconds)
+                            yield Delta(
+                                text=piece.text, model=name, tool_calls=piece.tool_calls, logprobs=piece.logprobs
+                            )
+                except TimeoutError:
+                    raise deadline.error() from None
                 finally:
-                    if pieces and not charged:
-                        # Cut short (client gone, cancelled, failed mid-answer, shut down): what was
-                        # generated still counts against the key's tokens per minute, estimated.
-                        self.hooks.finished(_cut_short(handle, call.messages, pieces))
-
-    async def _read(
-        self, handle: ModelHandle, messages: Sequence[BaseMessage], params: dict[str, Any], output: OutputSpec
-    ) -> AsyncGenerator[Event, None]:
-        """Read the model's stream once: timeouts enforced, the stream closed whatever happens."""
-        stream = _ready(handle).stream(messages, params, output)
-        deadline = _Deadline(handle, self.settings)
-        timer = _Timer(deadline)
-        usage = Usage()
-        finish: str | None = None
-        clock, waited = time.perf_counter, self.hooks.waited  # the overhead header subtracts the waits
-        try:
-            while True:
-                started = clock()
-                try:
-                    piece = await timer.next(stream)
-                except StopAsyncIteration:
-                    waited(handle.name, clock() - started)
-                    break
-                waited(handle.name, clock() - started)
-                usage.prompt_tokens += piece.prompt_tokens or 0
-                usage.completion_tokens += piece.completion_tokens or 0
-                finish = finish_reason(piece.finish_reason) or finish
-                if piece.text or piece.tool_calls or piece.logprobs:
-                    if not deadline.first_token:
-                        deadline.got_token()
-                        timer.reschedule()
-                    yield Delta(
-                        text=piece.text, model=handle.name, tool_calls=piece.tool_calls, logprobs=piece.logprobs
-                    )
-        except TimeoutError:
-            raise deadline.error() from None
-        finally:
-            timer.cancel()
-            await stream.aclose()  # type: ignore[attr-defined]  # an async generator underneath
-        yield Finished(finish_reason=finish or "stop", usage=usage, model=handle.name)
+                    timer.cancel()
+                    await stream.aclose()  # type: ignore[attr-defined]  # an async generator underneath
+                finished = Finished(finish_reason=finish or "stop", usage=usage, model=name)
+                charged = True
+                self.hooks.finished(finished, empty=pieces == 0)
+                yield finished
+            finally:
+                if pieces and not charged:
+                    # Cut short (client gone, cancelled, failed mid-answer, shut down): what was
+                    # generated still counts against the key's tokens per minute, estimated.
+                    self.hooks.finished(_cut_short(handle, call.messages, pieces))
 
     def _check_stopping(self) -> None:
         if self.lifecycle.stop_generation:
@@ -291,8 +285,8 @@ class _Timer:
     """A read's deadline as one timer, cancelling whichever task is waiting for the model's next piece
     when it fires. The waiting task changes within a read (a streamed response pulls its first event in
     one task and the rest in another), so an `asyncio.timeout` around the whole loop would only ever
-    cancel the first; one `asyncio.timeout` per piece was right but was the largest own cost of `_read`
-    in the profile (a timer armed and disarmed per chunk). This arms one timer per phase."""
+    cancel the first; one `asyncio.timeout` per piece was right but was the largest own cost of the
+    read loop in the profile (a timer armed and disarmed per chunk). This arms one timer per phase."""
 
     def __init__(self, deadline: _Deadline) -> None:
         self.deadline = deadline

@@ -61,8 +61,8 @@ async def _lines(client: UpstreamClient, url: str) -> list[bytes]:
     def error(status: int, raw: bytes) -> Exception:
         return RuntimeError(status)
 
-    stream: AsyncIterator[bytes] = client.lines(url, b"{}", {"Content-Type": "application/json"}, error)
-    return [line async for line in stream]
+    stream: AsyncIterator[list[bytes]] = client.lines(url, b"{}", {"Content-Type": "application/json"}, error)
+    return [line async for batch in stream for line in batch]
 
 
 @pytest.fixture
