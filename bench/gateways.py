@@ -36,6 +36,10 @@ LITELLM_SPEC = "litellm[proxy]"
 LITELLM_KEY = "sk-bench-litellm-master-key"
 PORTKEY_DIR = CACHE / "portkey"
 PORTKEY_SPEC = "@portkey-ai/gateway@1.15.2"
+#: The gateway's streaming answers 500 ("TypeError: immutable" from undici, in its response service)
+#: with @hono/node-server releases after 1.13 (Portkey-AI/gateway#1389, #1550; seen here with 1.19.19
+#: and 1.14.2, on Node 20 and 22); with 1.13.8 it streams. npm's `overrides` pins it under the gateway.
+PORTKEY_NODE_SERVER = "1.13.8"
 MODEL = "bench"
 
 
@@ -265,15 +269,29 @@ def litellm(upstream: Target, workdir: Path) -> Iterator[Target]:
 
 
 def portkey_installed(progress: bool = True) -> Path:
-    """Portkey's gateway entry point, installing the npm package on first use."""
+    """Portkey's gateway entry point, installing the npm package on first use (again when the pinned
+    @hono/node-server differs from what is installed)."""
     start = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
-    if start.exists():
+    server = PORTKEY_DIR / "node_modules" / "@hono" / "node-server" / "package.json"
+    try:
+        current = json.loads(server.read_text()).get("version")
+    except (OSError, ValueError):
+        current = None
+    if start.exists() and current == PORTKEY_NODE_SERVER:
         return start
     PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
     if progress:
         print(f"installing {PORTKEY_SPEC} into {PORTKEY_DIR} (once)...", flush=True)
+    name, version = PORTKEY_SPEC.rsplit("@", 1)
+    manifest = {
+        "private": True,
+        "dependencies": {name: version},
+        "overrides": {"@hono/node-server": PORTKEY_NODE_SERVER},
+    }
+    (PORTKEY_DIR / "package.json").write_text(json.dumps(manifest, indent=2))
     subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(PORTKEY_DIR), PORTKEY_SPEC],
+        ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts"],
+        cwd=PORTKEY_DIR,
         check=True,
         capture_output=True,
     )
