@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
+from starlette.types import Message, Send
 
 from app.api.cancellation import ClientDisconnected, until_disconnect
 from app.api.responses import JSONResponse
@@ -18,6 +19,18 @@ from app.api.responses import JSONResponse
 T = TypeVar("T")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStream(EventSourceResponse):
+    """sse-starlette's response, without a cancel scope around each send when no send timeout is set
+    (the default): `anyio.move_on_after(None)` per chunk measured 3.6 us here against 0.1 us for the
+    send alone, with two `current_task()` lookups apiece (issue #18)."""
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        if self.send_timeout is None:
+            await send(message)
+        else:
+            await super()._send_with_timeout(send, message)
 
 
 class Streamed(Protocol):
@@ -39,11 +52,11 @@ async def json_answer(
     return JSONResponse(content(result), headers=headers)
 
 
-async def sse_answer(stream: Streamed, ping_s: float, model: Callable[[], str] | None = None) -> EventSourceResponse:
+async def sse_answer(stream: Streamed, ping_s: float, model: Callable[[], str] | None = None) -> EventStream:
     await stream.first(ping_s)
     headers = {**STREAM_HEADERS, **({"X-Slipway-Model": model()} if model is not None else {})}
     # LF line ends on every stream here (sse-starlette's default is CRLF): one framing for all of them.
-    return EventSourceResponse(
+    return EventStream(
         stream.body(),
         headers=headers,
         ping=ping_s,

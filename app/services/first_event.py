@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -40,20 +40,24 @@ class FirstEvent(Generic[T]):
         except StopAsyncIteration:
             self._exhausted = True
 
-    async def __aiter__(self) -> AsyncIterator[T]:
+    def __aiter__(self) -> FirstEvent[T]:
+        return self
+
+    def __anext__(self) -> Awaitable[T]:
+        """The first event (waited for, or kept by `wait()`), then the stream's own `__anext__`: past
+        the first event this iterator adds no frame per event (issue #18)."""
+        if self._pending is not None or self._got_first or self._exhausted:
+            return self._first()
+        return self.events.__anext__()
+
+    async def _first(self) -> T:
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            try:
-                yield await pending
-            except StopAsyncIteration:
-                return
-        elif self._got_first:
+            return await pending  # StopAsyncIteration, if the stream had nothing, ends the iteration
+        if self._got_first:
             self._got_first = False
-            yield self.first  # type: ignore[misc]
-        if self._exhausted:
-            return
-        async for event in self.events:
-            yield event
+            return self.first  # type: ignore[return-value]
+        raise StopAsyncIteration
 
     async def cancel(self) -> None:
         """The client left before the body started: stop waiting for the first event."""

@@ -311,7 +311,9 @@ class _Timer:
         """The stream's next piece, or TimeoutError once the deadline has passed."""
         if self.expired:
             raise TimeoutError
-        task = asyncio.current_task()
+        # With the loop named, `current_task` skips `get_running_loop()`, which on CPython 3.11 makes a
+        # getpid() system call (its fork check): once per piece otherwise.
+        task = asyncio.current_task(self.deadline.loop)
         self.waiting = task
         try:
             return await anext(stream)
