@@ -198,7 +198,9 @@ def show_and_gate(
     out_console.print(table)
     for line in usage_lines(summary):
         out_console.print(line, highlight=False)
-    err.print(f"report: {out / 'report.html'} (results.jsonl and summary.json beside it)", highlight=False)
+    err.print(
+        f"report: {out / 'report.html'} (results.jsonl and summary.json beside it)", highlight=False, soft_wrap=True
+    )
     failed = gate_failures(summary, gates)
     if mlflow or mlflow_uri:
         log_to_mlflow(out, kind, failed, mlflow_uri, experiment, dataset)
@@ -401,7 +403,7 @@ def compare_cmd(
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-        out_console.print(str(write_report(out)))
+        out_console.print(str(write_report(out)), soft_wrap=True)
     if mlflow or mlflow_uri:
         try:
             from eval.mlflow.tracking import log_compare
@@ -477,7 +479,10 @@ def append_cmd(
     except DatasetError as exc:
         _fail(str(exc))
         return
-    out_console.print(f"{added} case(s) appended to {dataset}; {skipped} already there", highlight=False)
+    # soft_wrap: a path is never broken at the console's width (80 columns when the output is a pipe).
+    out_console.print(
+        f"{added} case(s) appended to {dataset}; {skipped} already there", highlight=False, soft_wrap=True
+    )
 
 
 @cli.command("report")
@@ -487,7 +492,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, or
 
     if not (run_dir / "summary.json").is_file() and not (run_dir / "compare.json").is_file():
         _fail(f"{run_dir}: no summary.json or compare.json (not a run or comparison directory)")
-    out_console.print(str(write_report(run_dir)))
+    out_console.print(str(write_report(run_dir)), soft_wrap=True)
 
 
 def main() -> None:

@@ -116,7 +116,10 @@ def test_the_summary_says_what_each_number_means_and_where_the_report_is(tmp_pat
 
 def test_compare_warns_when_the_runs_differ_in_more_than_the_change(tmp_path: Path) -> None:
     for name, good in (("a", False), ("b", True)):
-        assert cli("score", str(write_preds(tmp_path / f"{name}.jsonl", good)), "--out", str(tmp_path / name)).returncode == 0
+        assert (
+            cli("score", str(write_preds(tmp_path / f"{name}.jsonl", good)), "--out", str(tmp_path / name)).returncode
+            == 0
+        )
     summary = json.loads((tmp_path / "b/summary.json").read_text())
     summary.update(model="other-model", params={"temperature": 0.7})
     (tmp_path / "b/summary.json").write_text(json.dumps(summary))
@@ -234,14 +237,17 @@ def test_append_adds_an_export_to_a_regression_set_once(tmp_path: Path) -> None:
         {"id": "s1-4", "messages": [{"role": "user", "content": "And of Chile?"}], "reference": "Santiago."},
     ]
     export.write_text("".join(json.dumps(c) + "\n" for c in cases))
-    regression = tmp_path / "regression.jsonl"
+    # A path longer than a console line: the message must not be wrapped where a pipe reads it.
+    folder = tmp_path / "a-folder-name-long-enough-to-pass-the-eighty-columns-of-a-console"
+    folder.mkdir()
+    regression = folder / "regression.jsonl"
     regression.write_text('{"id": "old", "prompt": "2+2?", "reference": "4"}')  # no final newline
     out = cli("append", str(export), "--to", str(regression))
     assert out.returncode == 0, out.stderr
-    assert "2 case(s) appended" in out.stdout and "0 already there" in out.stdout
+    assert f"2 case(s) appended to {regression}; 0 already there" in out.stdout  # one line, the path whole
     assert [c.id for c in load_dataset(regression)] == ["old", "s1-2", "s1-4"]
     again = cli("append", str(export), "--to", str(regression))
-    assert "0 case(s) appended" in again.stdout and "2 already there" in again.stdout
+    assert f"0 case(s) appended to {regression}; 2 already there" in again.stdout
     before = regression.read_text()
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(cases[0] | {"id": "new"}) + "\n" + '{"id": "x"}\n')
